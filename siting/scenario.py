@@ -451,7 +451,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if k.value == str(part):
-                    nxt = v if not isinstance(v, yaml.ScalarNode) else v
+                    nxt = v
                     line = k.start_mark.line + 1
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
@@ -555,7 +555,8 @@ def load(path: str | Path) -> Scenario:
     try:
         scenario = Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        errors = exc.errors()
+        # unknown keys first: a typo explains the "missing" errors that follow from it
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         loc = tuple(first["loc"])
         line = _line_of(tree, loc)
