@@ -1,16 +1,67 @@
 """The planning model: sparse MILP for coverage (ZJ-R500/ZJ-R1000), beds per unit (ZJ-BEDS),
 existing facilities (keep/expand/close), modular sizes, budgets — and its diagnosis.
 
-STUB — contract only; implemented under issue 6.
+Formulation (every block is built with vectorised numpy/scipy; no loop over cells or pairs)
+-------------------------------------------------------------------------------------------
+Columns
+    x_j    binary, candidate j opens                          (cost: site cost, ``cost_open`` wins)
+    y_jk   binary, candidate j opens with module size k       (cost: bed cost × size + module cost)
+    o_e    binary, existing e stays open (fixed 1 unless ``allow_close``; cost: closing, via offset)
+    m_e    integer 0..max_expansion_modules, expansion modules at e
+    w_e    binary, e is expanded at all (fixed expansion cost)
+    cov_r  continuous [0,1], coverage row r is covered (max_coverage only)
+    g_su   integer >= 0, beds of site s counted for neighbouring unit u (neighbour_beds_distance_m)
+    a_rs   continuous >= 0, elderly of row r served by site s (capacitated only)
+    n_*, d_*  integer nursing / dementia beds per new site and per expansion (when enforced)
+    s_u    continuous >= 0, bed deficit of unit u (max_coverage with ``beds_rule: objective``)
+Rows
+    size:      sum_k y_jk = x_j;  expansion: m_e <= M w_e, w_e <= o_e
+    cover:     sum_{s in reach(r)} open_s >= 1  (ZJ-R500/ZJ-R1000; or >= cov_r for max_coverage)
+    beds:      beds located in unit u (+ in-transfers − out-transfers) >= required_u (ZJ-BEDS)
+    transfer:  sum_u g_su <= beds_s;  capacity: sum_r a_rs <= beds_s × 10,000 / beds_per_10k
+    subdistrict, nursing, dementia, budget, n_sites rows when those apply.
+
+Uncoverable cells (owed a radius, no site at all in reach) get no row; they are reported.
+
+Tie-breaks (why a second and third solve)
+-----------------------------------------
+The primary optimum is rarely unique, so the answer would depend on solver luck. ``plan`` solves
+lexicographically: the primary objective, then — with the primary value fixed within
+``LEX_REL_TOL`` — the fewest new sites, then — with that count fixed — the smallest
+population-weighted distance score (per site: mean distance of the elderly in its reach,
+plus a small share for the beds placed there so equal-count plans with swapped sizes differ).
+Each stage is an exact MILP; no weight mixes two objectives of different units. A tie-break
+stage is capped at ``max(TIE_BREAK_MIN_S, TIE_BREAK_FACTOR × primary seconds)``; if it stops
+early its incumbent still keeps the primary optimum, and ``solver.options["tie_break_complete"]``
+says the tie-break (and so cross-solver determinism) was not proven.
+
+Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
+close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
+cell reached by exactly one site forces that site open, rows holding a forced site are
+dropped, and rows that strictly contain another row are dropped (skipped above
+``DOMINANCE_MAX_WORK``). ``ModelIndex.meta["reductions"]`` counts each.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+
+from . import solve as _solve_mod
+from .solve import MilpProblem, SolveResult, SolverOptions
+
+LEX_REL_TOL = 1e-7  # a later stage may lose at most this share of the earlier objective
+LEX_ABS_TOL = 1e-6
+DOMINANCE_MAX_WORK = 30_000_000  # skip the subset test when sum(col nnz^2) exceeds this
+HASH_SEED = 20210402
+TIE_BREAK_MIN_S = 10.0  # each tie-break stage may take this long, or TIE_BREAK_FACTOR × the primary solve
+TIE_BREAK_FACTOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +108,940 @@ class Plan:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+# ----------------------------------------------------------------------------- index maps
+
+
+@dataclass(frozen=True)
+class ModelIndex:
+    """Where everything lives in a built :class:`MilpProblem` (tests and reports read it).
+
+    Column arrays hold column numbers (``-1`` where a variable does not exist); ``cand`` and
+    ``exist`` hold site numbers (columns of the reach matrix). Objective vectors have one entry
+    per column: ``cost`` (CNY, plus ``cost_offset``), ``count`` (new sites), ``covered``
+    (elderly, plus ``covered_offset``), ``score`` (tie-break), ``deficit`` (beds short).
+    """
+
+    n_cols: int
+    sizes: np.ndarray
+    cand: np.ndarray
+    exist: np.ndarray
+    col_x: np.ndarray
+    col_y: np.ndarray  # (n_cand, n_sizes)
+    col_o: np.ndarray  # -1: fixed open
+    col_m: np.ndarray
+    col_w: np.ndarray
+    col_nurse: np.ndarray  # per candidate, then per existing (expansion)
+    col_dementia: np.ndarray
+    col_cov: np.ndarray
+    col_deficit: np.ndarray
+    col_g: np.ndarray  # neighbour transfers, one per (g_site, g_unit) pair
+    g_site: np.ndarray
+    g_unit: np.ndarray
+    cost: np.ndarray
+    cost_offset: float
+    count: np.ndarray
+    covered: np.ndarray
+    covered_offset: float
+    score: np.ndarray
+    deficit: np.ndarray
+    need: np.ndarray  # bool per cell: owed a radius and some site within it
+    uncoverable: np.ndarray
+    unit_ids: np.ndarray
+    beds_required: np.ndarray
+    subdistricts: np.ndarray
+    fixed_beds: np.ndarray  # per site, beds always there (existing fixed open)
+    rows: dict[str, tuple[int, int]]
+    meta: dict[str, Any]
+
+
+class _Cols:
+    """Column collector: each family is appended as one vectorised block."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, n: int, *, cost: Any = 0.0, lb: Any = 0.0, ub: Any = 1.0, integer: bool = True) -> np.ndarray:
+        idx = np.arange(self.n, self.n + n, dtype=np.int64)
+        self.parts.append(tuple(np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy()
+                                for v in (cost, lb, ub, np.full(n, float(integer)))))
+        self.n += n
+        return idx
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self.parts:
+            z = np.zeros(0)
+            return z, z, z, z.astype(bool)
+        c, lb, ub, integ = (np.concatenate([p[i] for p in self.parts]) for i in range(4))
+        return c, lb, ub, integ.astype(bool)
+
+
+class _Rows:
+    """Row collector in COO form; ``add`` takes local row numbers of one block."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.r: list[np.ndarray] = []
+        self.c: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
+        self.lb: list[np.ndarray] = []
+        self.ub: list[np.ndarray] = []
+        self.blocks: dict[str, tuple[int, int]] = {}
+
+    def add(self, name: str, n: int, rows: Any, cols: Any, vals: Any, lb: Any, ub: Any) -> None:
+        if n == 0:
+            return
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
+        keep = cols >= 0
+        self.r.append(rows[keep] + self.n)
+        self.c.append(cols[keep])
+        self.v.append(vals[keep])
+        self.lb.append(np.broadcast_to(np.asarray(lb, dtype=float), (n,)).copy())
+        self.ub.append(np.broadcast_to(np.asarray(ub, dtype=float), (n,)).copy())
+        start = self.blocks.get(name, (self.n, self.n))[0]
+        self.blocks[name] = (start, self.n + n)
+        self.n += n
+
+    def matrix(self, n_cols: int) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
+        if self.n == 0:
+            return sparse.csr_array((0, n_cols)), np.zeros(0), np.zeros(0)
+        coo = sparse.coo_array((np.concatenate(self.v), (np.concatenate(self.r), np.concatenate(self.c))),
+                               shape=(self.n, n_cols))
+        a = coo.tocsr()
+        a.sum_duplicates()
+        return a, np.concatenate(self.lb), np.concatenate(self.ub)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Plain arrays pulled from the contracts once (so rule functions stay short)."""
+
+    elderly: np.ndarray
+    has_radius: np.ndarray
+    pattern: sparse.csr_array  # bool cells × sites
+    dist: sparse.csr_array
+    is_exist: np.ndarray
+    beds: np.ndarray
+    site_unit: np.ndarray  # index into unit_ids, -1 outside
+    site_sub: np.ndarray  # subdistrict name per site
+    open_cost: np.ndarray
+    near_hospital: np.ndarray
+    unit_ids: np.ndarray
+    unit_elderly: np.ndarray
+
+
+def _inputs(demand: Any, sites: Any, reach: Any) -> _Inputs:
+    cells, table, units = demand.cells, sites.table, demand.units
+    radius = cells["radius_m"].to_numpy(dtype=float)
+    dist = sparse.csr_array(reach.dist)
+    dist.sort_indices()
+    pattern = sparse.csr_array((np.ones(dist.nnz, dtype=bool), dist.indices, dist.indptr), shape=dist.shape)
+    unit_ids = units["unit_id"].astype(str).to_numpy()
+    pos = {u: i for i, u in enumerate(unit_ids)}
+    site_unit = np.array([pos.get(str(u), -1) for u in table["unit_id"].fillna("")], dtype=np.int64)
+    cost_open = (table["cost_open"].to_numpy(dtype=float) if "cost_open" in table
+                 else np.full(len(table), np.nan))
+    hosp = (table["near_hospital"].fillna(False).to_numpy(dtype=bool) if "near_hospital" in table
+            else np.zeros(len(table), dtype=bool))
+    sub = (table["subdistrict"].fillna("").astype(str).to_numpy() if "subdistrict" in table
+           else np.full(len(table), "", dtype=object))
+    return _Inputs(
+        elderly=cells["elderly"].to_numpy(dtype=float),
+        has_radius=np.isfinite(radius) & (radius > 0),
+        pattern=pattern, dist=dist,
+        is_exist=(table["kind"] == "existing").to_numpy(),
+        beds=table["beds"].fillna(0).to_numpy(dtype=float),
+        site_unit=site_unit, site_sub=sub, open_cost=cost_open, near_hospital=hosp,
+        unit_ids=unit_ids, unit_elderly=units["elderly"].to_numpy(dtype=float),
+    )
+
+
+def beds_ratio(rules: Any) -> float | None:
+    """beds_per_10k of the enforced ZJ-BEDS rule (``None`` when no bed rule is enforced)."""
+    enforced = rules.by_kind("beds_per_unit", enforced_only=True)
+    if not enforced:
+        return None
+    return float(enforced[0].params.get("beds_per_10k", 300))
+
+
+def beds_required(unit_elderly: np.ndarray, ratio: float | None) -> np.ndarray:
+    """ceil(ratio × elderly / 10,000) per unit (ZJ-BEDS); zeros when no rule."""
+    if ratio is None:
+        return np.zeros(len(unit_elderly), dtype=np.int64)
+    return np.ceil(ratio * np.asarray(unit_elderly, dtype=float) / 10_000.0 - 1e-9).clip(0).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- coverage reduction
+
+
+def _row_keys(m: sparse.csr_array) -> np.ndarray:
+    """A 128-bit signature per row of a sorted boolean CSR (same set of columns ⇔ same key)."""
+    rng = np.random.default_rng(HASH_SEED)
+    w = rng.integers(1, 2**62, size=(2, m.shape[1]), dtype=np.uint64)
+    nnz = np.diff(m.indptr)
+    out = np.zeros((m.shape[0], 3), dtype=np.uint64)
+    out[:, 2] = nnz
+    full = nnz > 0
+    for h in range(2):
+        with np.errstate(over="ignore"):
+            sums = np.add.reduceat(w[h][m.indices], m.indptr[:-1][full]) if m.nnz else np.zeros(0, np.uint64)
+        out[full, h] = sums
+    return out
+
+
+def merge_identical_rows(m: sparse.csr_array) -> tuple[sparse.csr_array, np.ndarray]:
+    """Merge rows with the same column set; returns (unique rows, row → unique row)."""
+    if m.shape[0] == 0:
+        return m, np.zeros(0, dtype=np.int64)
+    keys = _row_keys(m)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # keep first-appearance order (determinism)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return m[first[order]], rank[np.ravel(inverse)]
+
+
+def dominated_rows(m: sparse.csr_array) -> np.ndarray | None:
+    """Rows whose column set strictly contains another row's (redundant in a covering).
+
+    Returns a bool mask, or ``None`` when the test would cost too much (sum of squared
+    column counts above ``DOMINANCE_MAX_WORK``). Rows must be distinct (merge first).
+    """
+    col_nnz = np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
+    if int((col_nnz**2).sum()) > DOMINANCE_MAX_WORK:
+        return None
+    b = m.astype(np.int32)
+    overlap = sparse.csr_array(b @ b.T).tocoo()
+    nnz = np.diff(m.indptr)
+    sub = (overlap.row != overlap.col) & (overlap.data == nnz[overlap.row]) & (nnz[overlap.row] < nnz[overlap.col])
+    out = np.zeros(m.shape[0], dtype=bool)
+    out[overlap.col[sub]] = True
+    return out
+
+
+@dataclass(frozen=True)
+class _Cover:
+    """Coverage rows after reduction: matrix over sites, weights, forced sites, stats."""
+
+    matrix: sparse.csr_array  # rows × sites (bool)
+    weight: np.ndarray  # elderly per row
+    cell_row: np.ndarray  # per cell: its row, -1 none
+    forced: np.ndarray  # site numbers that must open
+    offset: float  # elderly always covered (fixed-open existing)
+    stats: dict[str, int]
+
+
+def _cover_rows(inp: _Inputs, fixed_open: np.ndarray, *, hard: bool, capacitated: bool,
+                reduce: bool) -> _Cover:
+    """Coverage rows for ZJ-R500/ZJ-R1000 cells, reduced when ``reduce``."""
+    n_in_reach = np.diff(inp.pattern.indptr)
+    need = inp.has_radius & (n_in_reach > 0)
+    pre = (inp.pattern @ fixed_open.astype(np.int32)) > 0
+    rows = need if capacitated else need & ~pre
+    offset = 0.0 if capacitated else float(inp.elderly[need & pre].sum())
+    cells = np.flatnonzero(rows)
+    m = inp.pattern[cells]  # without capacities, fixed-open sites never appear in these rows
+    stats = {"cells_needing_cover": int(need.sum()), "cover_rows_before": len(cells)}
+    cell_row = np.full(len(inp.elderly), -1, dtype=np.int64)
+    weight = inp.elderly[cells]
+    forced = np.zeros(0, dtype=np.int64)
+    if reduce and len(cells):
+        m, inv = merge_identical_rows(m)
+        weight = np.bincount(inv, weights=weight, minlength=m.shape[0])
+        cell_row[cells] = inv
+        if hard:
+            m, weight, cell_row, forced = _force_and_dominate(m, weight, cell_row, inp, capacitated, stats)
+    else:
+        cell_row[cells] = np.arange(len(cells))
+    stats["cover_rows_after"] = m.shape[0]
+    stats["forced_sites"] = len(forced)
+    return _Cover(m, weight, cell_row, forced, offset, stats)
+
+
+def _force_and_dominate(m: sparse.csr_array, weight: np.ndarray, cell_row: np.ndarray, inp: _Inputs,
+                        capacitated: bool, stats: dict[str, int]) -> tuple[Any, Any, Any, Any]:
+    """Hard covering only: open sites that alone reach a cell; drop satisfied and dominated rows."""
+    nnz = np.diff(m.indptr)
+    forced = np.unique(m.indices[m.indptr[:-1][nnz == 1]])
+    keep = np.ones(m.shape[0], dtype=bool)
+    if not capacitated:
+        if len(forced):
+            is_forced = np.zeros(m.shape[1], dtype=np.int32)
+            is_forced[forced] = 1
+            keep &= (m @ is_forced) == 0
+        dom = dominated_rows(m)
+        stats["dominance_tested"] = int(dom is not None)
+        if dom is not None:
+            keep &= ~dom
+    new_pos = np.cumsum(keep) - 1
+    mapped = np.where(cell_row >= 0, cell_row, 0)
+    cell_row = np.where((cell_row >= 0) & keep[mapped], new_pos[mapped], -1)
+    return m[np.flatnonzero(keep)], weight[keep], cell_row, forced
+
+
+# ----------------------------------------------------------------------------- builder
+
+
+@dataclass
+class _Build:
+    """Mutable state while one problem is built (columns, rows, objective vectors)."""
+
+    cols: _Cols
+    rows: _Rows
+    inp: _Inputs
+    sizes: np.ndarray
+    cand: np.ndarray
+    exist: np.ndarray
+    col_x: np.ndarray
+    col_y: np.ndarray
+    col_o: np.ndarray
+    col_m: np.ndarray
+    col_w: np.ndarray
+    exp_beds: int
+    fixed_beds: np.ndarray
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def site_beds_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(site, column, beds) triples: the variable part of each site's beds."""
+        k = len(self.sizes)
+        s = [np.repeat(self.cand, k)]
+        c = [self.col_y.ravel()]
+        v = [np.tile(self.sizes.astype(float), len(self.cand))]
+        var_o = self.col_o >= 0
+        s.append(self.exist[var_o])
+        c.append(self.col_o[var_o])
+        v.append(self.inp.beds[self.exist[var_o]])
+        has_m = self.col_m >= 0
+        s.append(self.exist[has_m])
+        c.append(self.col_m[has_m])
+        v.append(np.full(int(has_m.sum()), float(self.exp_beds)))
+        return np.concatenate(s), np.concatenate(c), np.concatenate(v)
+
+    def open_col(self) -> np.ndarray:
+        """Per site: the column saying it is open (-1: existing fixed open)."""
+        out = np.full(len(self.inp.beds), -1, dtype=np.int64)
+        out[self.cand] = self.col_x
+        out[self.exist] = self.col_o
+        return out
+
+
+def _site_columns(b_cols: _Cols, inp: _Inputs, scenario: Any, rules: Any) -> dict[str, Any]:
+    """x, y, o, m, w columns with their costs (CNY)."""
+    costs, ex, sizes = scenario.costs, scenario.existing_facilities, np.array(scenario.modules.sizes)
+    cand, exist = np.flatnonzero(~inp.is_exist), np.flatnonzero(inp.is_exist)
+    site_cost = np.where(np.isfinite(inp.open_cost[cand]), inp.open_cost[cand], costs.site)
+    hosp_rule = bool(rules.by_kind("hospital_preference", enforced_only=True))
+    if hosp_rule and costs.hospital_bonus > 0:
+        site_cost = np.maximum(site_cost - costs.hospital_bonus * inp.near_hospital[cand], 0.0)
+    col_x = b_cols.add(len(cand), cost=site_cost)
+    y_cost = np.tile(costs.bed * sizes + costs.module, len(cand))
+    col_y = b_cols.add(len(cand) * len(sizes), cost=y_cost).reshape(len(cand), len(sizes))
+    col_o = np.full(len(exist), -1, dtype=np.int64)
+    if ex.allow_close and len(exist):
+        col_o = b_cols.add(len(exist), cost=-costs.close)
+    n_mod = ex.max_expansion_modules if ex.allow_expand else 0
+    col_m = col_w = np.full(len(exist), -1, dtype=np.int64)
+    if n_mod > 0 and len(exist):
+        col_m = b_cols.add(len(exist), cost=costs.expansion_bed * scenario.modules.expansion_beds + costs.module,
+                           ub=n_mod)
+        col_w = b_cols.add(len(exist), cost=costs.expansion_fixed)
+    offset = costs.close * int((col_o >= 0).sum())
+    return {"cand": cand, "exist": exist, "sizes": sizes, "col_x": col_x, "col_y": col_y,
+            "col_o": col_o, "col_m": col_m, "col_w": col_w, "cost_offset": offset, "n_mod": n_mod}
+
+
+def _link_rows(b: _Build, n_mod: int) -> None:
+    """sum_k y_jk = x_j; m_e <= M w_e; w_e <= o_e."""
+    nc, k = b.col_y.shape
+    r = np.repeat(np.arange(nc), k + 1)
+    c = np.concatenate([b.col_y, b.col_x[:, None]], axis=1).ravel()
+    v = np.tile(np.r_[np.ones(k), -1.0], nc)
+    b.rows.add("size", nc, r, c, v, 0.0, 0.0)
+    has = b.col_m >= 0
+    ne = int(has.sum())
+    if ne:
+        e = np.arange(ne)
+        b.rows.add("expansion", ne, np.r_[e, e], np.r_[b.col_m[has], b.col_w[has]],
+                   np.r_[np.ones(ne), -float(n_mod) * np.ones(ne)], -np.inf, 0.0)
+        var_o = b.col_o[has] >= 0
+        if var_o.any():
+            n = int(var_o.sum())
+            b.rows.add("expand_open", n, np.r_[np.arange(n), np.arange(n)],
+                       np.r_[b.col_w[has][var_o], b.col_o[has][var_o]], np.r_[np.ones(n), -np.ones(n)],
+                       -np.inf, 0.0)
+
+
+def _cover_block(b: _Build, cover: _Cover, kind: str) -> np.ndarray:
+    """ZJ-R500/ZJ-R1000 rows: hard (min_cost) or with a cov_r indicator (max_coverage)."""
+    m = cover.matrix.tocoo()
+    open_col = b.open_col()
+    n = cover.matrix.shape[0]
+    if kind == "min_cost":
+        b.rows.add("cover", n, m.row, open_col[m.col], 1.0, 1.0, np.inf)
+        return np.full(0, -1, dtype=np.int64)
+    col_cov = b.cols.add(n, ub=1.0, integer=False)
+    b.rows.add("cover", n, np.r_[m.row, np.arange(n)], np.r_[open_col[m.col], col_cov],
+               np.r_[np.ones(m.nnz), -np.ones(n)], 0.0, np.inf)
+    return col_cov
+
+
+def _capacity_block(b: _Build, cover: _Cover, kind: str, ratio: float) -> np.ndarray:
+    """Capacitated coverage: a_rs on reach pairs; sum_r a_rs <= beds_s × 10,000 / ratio."""
+    m = cover.matrix.tocoo()
+    n = cover.matrix.shape[0]
+    col_a = b.cols.add(m.nnz, ub=cover.weight[m.row], integer=False)
+    col_cov = np.full(0, -1, dtype=np.int64)
+    if kind == "min_cost":
+        b.rows.add("serve", n, m.row, col_a, 1.0, cover.weight, np.inf)
+    else:
+        col_cov = b.cols.add(n, ub=1.0, integer=False)
+        b.rows.add("serve", n, np.r_[m.row, np.arange(n)], np.r_[col_a, col_cov],
+                   np.r_[np.ones(m.nnz), -cover.weight], 0.0, np.inf)
+    per_bed = 10_000.0 / ratio
+    sites_used = np.unique(m.col)
+    pos = np.full(len(b.inp.beds), -1, dtype=np.int64)
+    pos[sites_used] = np.arange(len(sites_used))
+    ts, tc, tv = b.site_beds_terms()
+    t = pos[ts] >= 0
+    b.rows.add("capacity", len(sites_used), np.r_[pos[m.col], pos[ts[t]]], np.r_[col_a, tc[t]],
+               np.r_[np.ones(m.nnz), -per_bed * tv[t]], -np.inf, per_bed * b.fixed_beds[sites_used])
+    return col_cov
+
+
+def _neighbour_pairs(demand: Any, sites: Any, inp: _Inputs, distance_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(site, unit) pairs: site in another unit, within ``distance_m`` of the unit's polygon."""
+    import shapely
+
+    pts = shapely.points(sites.table["x"].to_numpy(float), sites.table["y"].to_numpy(float))
+    s_list, u_list = [], []
+    for u, geom in enumerate(demand.units.geometry.to_numpy()):  # ~20 units, vectorised over sites
+        d = shapely.distance(pts, geom)
+        hit = np.flatnonzero((d <= distance_m) & (inp.site_unit >= 0) & (inp.site_unit != u))
+        s_list.append(hit)
+        u_list.append(np.full(len(hit), u, dtype=np.int64))
+    return np.concatenate(s_list), np.concatenate(u_list)
+
+
+def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None,
+                deficit_obj: bool) -> tuple[np.ndarray, np.ndarray]:
+    """ZJ-BEDS rows: beds located in unit u (+ neighbour transfers) >= required_u."""
+    inp, nu = b.inp, len(req)
+    ts, tc, tv = b.site_beds_terms()
+    tu = inp.site_unit[ts]
+    in_unit = tu >= 0
+    const = np.bincount(inp.site_unit[inp.site_unit >= 0], weights=b.fixed_beds[inp.site_unit >= 0], minlength=nu)
+    r, c, v = [tu[in_unit]], [tc[in_unit]], [tv[in_unit]]
+    col_g = np.zeros(0, dtype=np.int64)
+    if pairs is not None and len(pairs[0]):
+        ps, pu = pairs
+        col_g = b.cols.add(len(ps), ub=np.inf, integer=True)
+        r += [pu, inp.site_unit[ps]]
+        c += [col_g, col_g]
+        v += [np.ones(len(ps)), -np.ones(len(ps))]
+        _transfer_rows(b, ps, col_g, ts, tc, tv)
+    col_def = np.zeros(0, dtype=np.int64)
+    if deficit_obj:
+        col_def = b.cols.add(nu, ub=np.inf, integer=False)
+        r.append(np.arange(nu))
+        c.append(col_def)
+        v.append(np.ones(nu))
+    b.rows.add("beds", nu, np.concatenate(r), np.concatenate(c), np.concatenate(v), req - const, np.inf)
+    return col_g, col_def
+
+
+def _transfer_rows(b: _Build, ps: np.ndarray, col_g: np.ndarray, ts: np.ndarray, tc: np.ndarray,
+                   tv: np.ndarray) -> None:
+    """sum_u g_su <= beds_s: each bed counted once (in its own unit or one neighbour)."""
+    sites_used = np.unique(ps)
+    pos = np.full(len(b.inp.beds), -1, dtype=np.int64)
+    pos[sites_used] = np.arange(len(sites_used))
+    t = pos[ts] >= 0
+    b.rows.add("transfer", len(sites_used), np.r_[pos[ps], pos[ts[t]]], np.r_[col_g, tc[t]],
+               np.r_[np.ones(len(ps)), -tv[t]], -np.inf, b.fixed_beds[sites_used])
+
+
+def _subdistrict_block(b: _Build, rules: Any, subdistricts: np.ndarray) -> dict[str, Any]:
+    """one_per_subdistrict: open institutions (of at least min_beds) in each subdistrict."""
+    out: dict[str, Any] = {}
+    inp = b.inp
+    sub_pos = {s: i for i, s in enumerate(subdistricts)}
+    site_sub = np.array([sub_pos.get(s, -1) for s in inp.site_sub], dtype=np.int64)
+    for rule in rules.by_kind("one_per_subdistrict", enforced_only=True):
+        need = float(rule.params.get("min_institutions", 1) or 1)
+        min_beds = float(rule.params.get("min_beds") or 0)
+        ok_size = b.sizes >= min_beds
+        cand_sub = np.repeat(site_sub[b.cand], int(ok_size.sum()))
+        cand_col = b.col_y[:, ok_size].ravel()
+        ex_ok = (inp.beds[b.exist] >= min_beds) & (site_sub[b.exist] >= 0)
+        var = ex_ok & (b.col_o >= 0)
+        const = np.bincount(site_sub[b.exist][ex_ok & (b.col_o < 0)], minlength=len(subdistricts))
+        r = np.r_[cand_sub, site_sub[b.exist][var]]
+        c = np.r_[cand_col, b.col_o[var]]
+        keep = r >= 0
+        b.rows.add(f"subdistrict:{rule.id}", len(subdistricts), r[keep], c[keep], 1.0, need - const, np.inf)
+        out[rule.id] = {"min_institutions": need, "min_beds": min_beds or None}
+    return out
+
+
+def _share_block(b: _Build, name: str, n_rows_rhs: Any, share: float | None) -> np.ndarray:
+    """Integer special beds (nursing or dementia) per new site and per expansion, <= their beds.
+
+    With ``share``: sum special >= share × all beds (existing special beds assumed 0).
+    Otherwise: sum special >= the fixed number ``n_rows_rhs``.
+    """
+    nc, k = b.col_y.shape
+    has_m = b.col_m >= 0
+    col = b.cols.add(nc + int(has_m.sum()), ub=np.inf, integer=True)
+    cn, ce = col[:nc], col[nc:]
+    j = np.arange(nc)
+    b.rows.add(f"{name}_site", nc, np.r_[j, np.repeat(j, k)], np.r_[cn, b.col_y.ravel()],
+               np.r_[np.ones(nc), -np.tile(b.sizes.astype(float), nc)], -np.inf, 0.0)
+    e = np.arange(len(ce))
+    b.rows.add(f"{name}_expansion", len(ce), np.r_[e, e], np.r_[ce, b.col_m[has_m]],
+               np.r_[np.ones(len(ce)), -float(b.exp_beds) * np.ones(len(ce))], -np.inf, 0.0)
+    if share is None:
+        b.rows.add(name, 1, np.zeros(len(col)), col, 1.0, n_rows_rhs, np.inf)
+    else:
+        _, tc, tv = b.site_beds_terms()
+        b.rows.add(name, 1, np.zeros(len(col) + len(tc)), np.r_[col, tc], np.r_[np.ones(len(col)), -share * tv],
+                   share * b.fixed_beds.sum(), np.inf)
+    return col
+
+
+def _site_scores(inp: _Inputs, need: np.ndarray) -> np.ndarray:
+    """Per site: elderly-weighted mean distance (m) of the cells it reaches; far when none.
+
+    A tiny per-site increment makes equal scores distinct (deterministic ties).
+    """
+    w = np.where(need, inp.elderly, 0.0)
+    num = inp.dist.T @ w
+    den = inp.pattern.T.astype(float) @ w
+    far = float(inp.dist.data.max()) * 2 if inp.dist.nnz else 1.0
+    score = np.where(den > 0, num / np.where(den > 0, den, 1.0), far)
+    return score + np.arange(len(score)) * 1e-6 * max(far, 1.0) / max(len(score), 1)
+
+
+def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, *, reduce: bool = True,
+                  kind: str | None = None, budget: float | None = None,
+                  n_sites: int | None = None) -> tuple[MilpProblem, ModelIndex]:
+    """Build the sparse MILP of a scenario (see the module docstring for the formulation).
+
+    ``kind``/``budget``/``n_sites`` override the scenario's objective (coverage-curve points,
+    diagnosis). ``reduce=False`` keeps every coverage row (tests compare both).
+    """
+    obj = scenario.objective
+    kind = kind or obj.kind
+    budget = obj.budget if budget is None and kind == "max_coverage" else budget
+    n_sites = obj.n_sites if n_sites is None and kind == "max_coverage" else n_sites
+    inp = _inputs(demand, sites, reach)
+    cols, rows = _Cols(), _Rows()
+    sc = _site_columns(cols, inp, scenario, rules)
+    fixed_open = inp.is_exist.copy()
+    fixed_open[sc["exist"][sc["col_o"] >= 0]] = False
+    b = _Build(cols, rows, inp, sc["sizes"], sc["cand"], sc["exist"], sc["col_x"], sc["col_y"], sc["col_o"],
+               sc["col_m"], sc["col_w"], scenario.modules.expansion_beds, np.where(fixed_open, inp.beds, 0.0))
+    _link_rows(b, sc["n_mod"])
+    ratio = beds_ratio(rules)
+    capacitated = bool(scenario.rules.capacitated)
+    cover = _cover_rows(inp, fixed_open, hard=kind == "min_cost", capacitated=capacitated, reduce=reduce)
+    col_cov = (_capacity_block(b, cover, kind, ratio or 300.0) if capacitated  # ZJ-R500/ZJ-R1000
+               else _cover_block(b, cover, kind))
+    req = beds_required(inp.unit_elderly, ratio)
+    col_def = col_g = g_site = g_unit = np.zeros(0, dtype=np.int64)
+    meta: dict[str, Any] = {"rules_enforced": {}, "assumptions": [], "reductions": cover.stats}
+    if ratio is not None:
+        pairs = None
+        dist_m = scenario.rules.neighbour_beds_distance_m
+        if dist_m is not None:
+            pairs = _neighbour_pairs(demand, sites, inp, float(dist_m))
+            meta["neighbour_beds"] = {"distance_m": float(dist_m), "pairs": len(pairs[0]),
+                                      "note": "ZJ-BEDS: beds of a site in a neighbouring unit within "
+                                              f"{dist_m:g} m of a unit may count for it, each bed once"}
+        deficit_obj = kind == "max_coverage" and obj.beds_rule == "objective"
+        col_g, col_def = _beds_block(b, req, pairs, deficit_obj)
+        if pairs is not None:
+            g_site, g_unit = pairs
+        beds_id = rules.by_kind("beds_per_unit", enforced_only=True)[0].id
+        meta["rules_enforced"][beds_id] = (
+            f"beds per unit >= ceil({ratio:g} × elderly / 10,000)"
+            + (" (second objective: minimise total deficit)" if deficit_obj else " (constraint)"))
+    for band_rule in {band.rule_id for band in rules.bands if band.radius_m or band.radius_min}:
+        meta["rules_enforced"][band_rule] = ("capacitated coverage within the owed radius" if capacitated
+                                             else ("hard coverage" if kind == "min_cost"
+                                                   else "coverage maximised"))
+    subdistricts = np.array(sorted({str(s) for s in demand.units.get("subdistrict", pd.Series(dtype=str))
+                                    if str(s)}), dtype=object)
+    for rid, how in _subdistrict_block(b, rules, subdistricts).items():
+        meta["rules_enforced"][rid] = f"one open institution per subdistrict: {how}"
+    col_nurse = col_dem = np.zeros(0, dtype=np.int64)
+    for rule in rules.by_kind("nursing_share", enforced_only=True)[:1]:
+        share = float(rule.params.get("share", 0.0))
+        col_nurse = _share_block(b, "nursing", 0.0, share)
+        meta["rules_enforced"][rule.id] = f"nursing beds >= {share:g} × all beds (whole plan)"
+        meta["assumptions"].append("existing institutions have 0 nursing-type beds (no data)")
+    for rule in rules.by_kind("dementia_beds", enforced_only=True)[:1]:
+        need_d = math.ceil(float(rule.params.get("per_10k", 0.0)) * inp.unit_elderly.sum() / 10_000.0 - 1e-9)
+        col_dem = _share_block(b, "dementia", need_d, None)
+        meta["rules_enforced"][rule.id] = f"dementia beds >= {need_d} (whole plan)"
+        meta["assumptions"].append("existing institutions have 0 dementia-care beds (no data)")
+    if rules.by_kind("hospital_preference", enforced_only=True):
+        meta["rules_enforced"][rules.by_kind("hospital_preference", enforced_only=True)[0].id] = (
+            f"site cost reduced by {scenario.costs.hospital_bonus:g} next to a hospital")
+    c_cost, lb, ub, integ = cols.arrays()
+    n = cols.n
+    col_of_site = b.open_col()
+    forced_cols = col_of_site[cover.forced]
+    lb[forced_cols[forced_cols >= 0]] = 1.0
+    count = np.zeros(n)
+    count[b.col_x] = 1.0
+    covered = np.zeros(n)
+    if len(col_cov):
+        covered[col_cov] = cover.weight
+    deficit = np.zeros(n)
+    deficit[col_def] = 1.0
+    if budget is not None:
+        rows.add("budget", 1, np.zeros(n), np.arange(n), c_cost, -np.inf, budget - sc["cost_offset"])
+    if n_sites is not None:
+        rows.add("n_sites", 1, np.zeros(len(b.col_x)), b.col_x, 1.0, -np.inf, float(n_sites))
+    A, rlb, rub = rows.matrix(n)
+    need = inp.has_radius & (np.diff(inp.pattern.indptr) > 0)
+    idx = ModelIndex(
+        n_cols=n, sizes=b.sizes, cand=b.cand, exist=b.exist, col_x=b.col_x, col_y=b.col_y, col_o=b.col_o,
+        col_m=b.col_m, col_w=b.col_w, col_nurse=col_nurse, col_dementia=col_dem, col_cov=col_cov,
+        col_deficit=col_def, col_g=col_g, g_site=g_site, g_unit=g_unit, cost=c_cost,
+        cost_offset=float(sc["cost_offset"]), count=count,
+        covered=covered, covered_offset=cover.offset, score=_score_vector(b, need, n), deficit=deficit,
+        need=need, uncoverable=inp.has_radius & ~need, unit_ids=inp.unit_ids, beds_required=req,
+        subdistricts=subdistricts, fixed_beds=b.fixed_beds, rows=dict(rows.blocks),
+        meta={**meta, "kind": kind, "unit_elderly_total": float(inp.unit_elderly.sum()), "budget": budget,
+              "n_sites": n_sites, "capacitated": capacitated,
+              "model_size": {"rows": A.shape[0], "cols": n, "nonzeros": int(A.nnz),
+                             "integer_cols": int(integ.sum())}},
+    )
+    problem = MilpProblem(c=c_cost, A=A, row_lb=rlb, row_ub=rub, col_lb=lb, col_ub=ub, integrality=integ,
+                          sense="min", offset=float(sc["cost_offset"]))
+    if kind == "max_coverage":
+        problem = replace(problem, c=covered, sense="max", offset=cover.offset)
+    return problem, idx
+
+
+def _score_vector(b: _Build, need: np.ndarray, n: int) -> np.ndarray:
+    """Tie-break objective: site distance score on x_j/w_e, plus a small share per bed placed."""
+    s = _site_scores(b.inp, need)
+    out = np.zeros(n)
+    out[b.col_x] = s[b.cand]
+    big = float(b.sizes.max())
+    out[b.col_y] = 1e-3 * s[b.cand][:, None] * (b.sizes[None, :] / big)
+    has = b.col_m >= 0
+    out[b.col_w[has]] = s[b.exist[has]]
+    out[b.col_m[has]] = 1e-3 * s[b.exist[has]] * (b.exp_beds / big)
+    return out
+
+
+# ----------------------------------------------------------------------------- solving
+
+
+def solver_options(scenario: Any, *, time_limit_s: float | None = None) -> SolverOptions:
+    """The scenario's solver block as :class:`SolverOptions`."""
+    s = scenario.solver
+    return SolverOptions(name=s.name, time_limit_s=time_limit_s if time_limit_s is not None else s.time_limit_s,
+                         mip_gap=s.mip_gap, threads=s.threads, seed=s.seed)
+
+
+def _solve_scipy(problem: MilpProblem, options: SolverOptions) -> SolveResult:
+    """HiGHS inside scipy — used only while :func:`siting.solve.solve_milp` is a stub."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    sign = -1.0 if problem.sense == "max" else 1.0
+    cons = [LinearConstraint(problem.A, problem.row_lb, problem.row_ub)] if problem.A.shape[0] else []
+    opts: dict[str, Any] = {"mip_rel_gap": options.mip_gap, "disp": options.verbose}
+    if options.time_limit_s is not None:
+        opts["time_limit"] = options.time_limit_s
+    t0 = time.perf_counter()
+    res = milp(sign * problem.c, constraints=cons, integrality=problem.integrality.astype(int),
+               bounds=Bounds(problem.col_lb, problem.col_ub), options=opts)
+    status = {0: "optimal", 2: "infeasible"}.get(res.status, "time_limit" if res.x is not None else "no_solution")
+    obj = None if res.x is None else float(problem.c @ res.x + problem.offset)
+    bound = getattr(res, "mip_dual_bound", None)
+    bound = None if bound is None or not np.isfinite(bound) else float(sign * bound + problem.offset)
+    return SolveResult(status=status, x=res.x, objective=obj, bound=bound, gap=getattr(res, "mip_gap", None),
+                       seconds=time.perf_counter() - t0, solver="highs(scipy)")
+
+
+def run_solver(problem: MilpProblem, options: SolverOptions, warm_start: np.ndarray | None = None) -> SolveResult:
+    """:func:`siting.solve.solve_milp`, or scipy's HiGHS while that is not implemented yet."""
+    try:
+        return _solve_mod.solve_milp(problem, options, warm_start=warm_start)
+    except NotImplementedError:
+        return _solve_scipy(problem, options)
+
+
+def _with_row(problem: MilpProblem, coeffs: np.ndarray, lb: float, ub: float) -> MilpProblem:
+    """The problem with one more (dense-ish) row ``lb <= coeffs·x <= ub``."""
+    nz = np.flatnonzero(coeffs)
+    row = sparse.csr_array((coeffs[nz], (np.zeros(len(nz), dtype=np.int64), nz)), shape=(1, len(coeffs)))
+    return replace(problem, A=sparse.csr_array(sparse.vstack([problem.A, row], format="csr")),
+                   row_lb=np.r_[problem.row_lb, lb], row_ub=np.r_[problem.row_ub, ub])
+
+
+def solve_lexicographic(problem: MilpProblem, stages: list[tuple[str, np.ndarray, str]],
+                        options: SolverOptions) -> tuple[SolveResult, np.ndarray | None, list[dict[str, Any]]]:
+    """Solve stage by stage, each later stage keeping the earlier objectives (within LEX tolerances).
+
+    Returns the first stage's result (status, objective, bound, gap of the primary objective),
+    the solution of the last stage that found one, and a log of every stage. A tie-break stage
+    gets at most ``max(TIE_BREAK_MIN_S, TIE_BREAK_FACTOR × first-stage seconds)``; if it stops
+    early its incumbent is still used (it keeps every earlier objective), and the log says so.
+    """
+    log: list[dict[str, Any]] = []
+    first: SolveResult | None = None
+    x: np.ndarray | None = None
+    current = problem
+    t_start = time.perf_counter()
+    for i, (name, vec, sense) in enumerate(stages):
+        left = None if options.time_limit_s is None else options.time_limit_s - (time.perf_counter() - t_start)
+        if i > 0:
+            cap = max(TIE_BREAK_MIN_S, TIE_BREAK_FACTOR * first.seconds)
+            left = cap if left is None else min(cap, left)
+        if left is not None and left <= 0.5 and i > 0:
+            log.append({"stage": name, "sense": sense, "status": "skipped", "objective": None, "seconds": 0.0})
+            continue
+        p = replace(current, c=vec, sense=sense, offset=problem.offset if i == 0 else 0.0)
+        res = run_solver(p, replace(options, time_limit_s=left), warm_start=x)
+        log.append({"stage": name, "sense": sense, "status": res.status, "objective": res.objective,
+                    "seconds": round(res.seconds, 3)})
+        if i == 0:
+            first = res
+        if res.x is None:
+            break
+        x = res.x
+        if res.status != "optimal":
+            break
+        value = float(vec @ res.x)
+        tol = LEX_ABS_TOL + LEX_REL_TOL * abs(value)
+        current = _with_row(current, vec, value - tol if sense == "max" else -np.inf,
+                            value + tol if sense == "min" else np.inf)
+    assert first is not None
+    return first, x, log
+
+
+def _stages(problem: MilpProblem, idx: ModelIndex, scenario: Any) -> list[tuple[str, np.ndarray, str]]:
+    """Primary objective, then (max_coverage with beds_rule objective) deficit, then tie-breaks."""
+    stages = [(idx.meta["kind"], problem.c, problem.sense)]
+    if len(idx.col_deficit):
+        stages.append(("bed_deficit", idx.deficit, "min"))
+    stages += [("fewest_sites", idx.count, "min"), ("distance_score", idx.score, "min")]
+    return stages
+
+
+# ----------------------------------------------------------------------------- plan
+
+
 def plan(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any) -> Plan:
-    """Build and solve the planning model of a scenario."""
-    raise NotImplementedError("not implemented yet: model")
+    """Build and solve the planning model of a scenario.
+
+    Never raises for an infeasible plan: returns a Plan with ``solver.status == "infeasible"``
+    and a JSON-serialisable ``diagnosis`` (see :mod:`siting.diagnose`).
+    """
+    from . import diagnose as dg
+
+    t0 = time.perf_counter()
+    problem, idx = build_problem(scenario, rules, demand, sites, reach)
+    options = solver_options(scenario)
+    found = dg.structural(scenario, rules, demand, sites, reach, idx)
+    if found["problems"]:
+        info = SolverInfo("presolve", "infeasible", None, None, None, time.perf_counter() - t0)
+        return _empty_plan(scenario, idx, demand, sites, reach, info, dg.finish(found))
+    first, x, log = solve_lexicographic(problem, _stages(problem, idx, scenario), options)
+    complete = all(s["status"] == "optimal" for s in log)
+    info = SolverInfo(first.solver, first.status, first.objective, first.bound, first.gap,
+                      time.perf_counter() - t0, {"stages": log, "time_limit_s": options.time_limit_s,
+                                                 "mip_gap": options.mip_gap, "tie_break_complete": complete})
+    if x is None:
+        diagnosis = None
+        if first.status == "infeasible":
+            diagnosis = dg.finish(dg.deeper(found, scenario, rules, demand, sites, reach, idx, _limit_probe))
+        return _empty_plan(scenario, idx, demand, sites, reach, info, diagnosis)
+    curve = _curve(scenario, rules, demand, sites, reach) if _wants_curve(scenario) else None
+    return _extract(scenario, idx, demand, sites, reach, x, info, curve)
+
+
+def _limit_probe(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, what: str) -> float | None:
+    """Least cost (``what="cost"``) or fewest new sites (``"count"``) meeting every rule but the limit."""
+    kind = scenario.objective.kind
+    p, idx = build_problem(scenario, rules, demand, sites, reach, kind=kind, budget=None, n_sites=None)
+    if kind == "max_coverage":
+        p = replace(p, row_lb=p.row_lb, row_ub=p.row_ub)
+        p = _drop_limit_rows(p, idx)
+    vec = idx.cost if what == "cost" else idx.count
+    res = run_solver(replace(p, c=vec, sense="min", offset=idx.cost_offset if what == "cost" else 0.0),
+                     solver_options(scenario))
+    return res.objective if res.status == "optimal" else None
+
+
+def _drop_limit_rows(p: MilpProblem, idx: ModelIndex) -> MilpProblem:
+    """Relax the budget and n_sites rows (diagnosis: what would the limits have to be?)."""
+    lb, ub = p.row_lb.copy(), p.row_ub.copy()
+    for name in ("budget", "n_sites"):
+        if name in idx.rows:
+            a, b = idx.rows[name]
+            lb[a:b], ub[a:b] = -np.inf, np.inf
+    return replace(p, row_lb=lb, row_ub=ub)
+
+
+def _wants_curve(scenario: Any) -> bool:
+    obj = scenario.objective
+    return obj.kind == "max_coverage" and bool(obj.coverage_curve)
+
+
+def _curve(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any) -> pd.DataFrame:
+    """Coverage curve: each limit solved exactly (max coverage, then least cost at that coverage)."""
+    obj = scenario.objective
+    by_sites = obj.n_sites is not None and obj.budget is None
+    rows = []
+    options = solver_options(scenario)
+    inp = _inputs(demand, sites, reach)
+    for limit in obj.coverage_curve or []:
+        kw = {"n_sites": int(limit)} if by_sites else {"budget": float(limit)}
+        p, idx = build_problem(scenario, rules, demand, sites, reach, kind="max_coverage", **kw)
+        first, x, _ = solve_lexicographic(p, [("max_coverage", p.c, "max"), ("least_cost", idx.cost, "min")],
+                                          options)
+        total = float(demand.cells["elderly"].to_numpy()[idx.need].sum())
+        if x is None:
+            rows.append({"limit": limit, "covered_elderly": np.nan, "covered_share": np.nan, "new_sites": 0,
+                         "new_beds": 0, "cost": np.nan, "status": first.status})
+            continue
+        xr = np.round(x)
+        cov = float(inp.elderly[_covered(inp.pattern, _open_after(idx, inp, xr), inp.has_radius)].sum())
+        beds = float(xr[idx.col_y.ravel()] @ np.tile(idx.sizes, len(idx.cand))) if idx.col_y.size else 0.0
+        rows.append({"limit": limit, "covered_elderly": cov, "covered_share": cov / total if total else 1.0,
+                     "new_sites": int(np.round(x[idx.col_x]).sum()), "new_beds": int(beds),
+                     "cost": float(idx.cost @ np.round(x) + idx.cost_offset), "status": first.status})
+    return pd.DataFrame(rows, columns=["limit", "covered_elderly", "covered_share", "new_sites", "new_beds",
+                                       "cost", "status"])
+
+
+def _open_after(idx: ModelIndex, inp: _Inputs, xr: np.ndarray) -> np.ndarray:
+    """Per site: open in the solution (existing kept, candidates opened)."""
+    out = inp.is_exist.copy()
+    var = idx.col_o >= 0
+    out[idx.exist[var]] = xr[idx.col_o[var]] > 0.5
+    out[idx.cand] = xr[idx.col_x] > 0.5
+    return out
+
+
+def _covered(reach_pattern: sparse.csr_array, open_sites: np.ndarray, has_radius: np.ndarray) -> np.ndarray:
+    return has_radius & ((reach_pattern @ open_sites.astype(np.int32)) > 0)
+
+
+def _extract(scenario: Any, idx: ModelIndex, demand: Any, sites: Any, reach: Any, x: np.ndarray,
+             info: SolverInfo, curve: pd.DataFrame | None) -> Plan:
+    """Turn a solution vector into the Plan tables."""
+    x = np.where(np.isfinite(x), x, 0.0)
+    xr = np.round(x)
+    inp = _inputs(demand, sites, reach)
+    table = sites.table
+    new_sites = _new_sites_table(scenario, idx, table, xr)
+    existing = _existing_table(scenario, idx, table, xr)
+    open_after = _open_after(idx, inp, xr)
+    units = _units_table(idx, demand, inp, existing, new_sites, xr)
+    cov_after = _covered(inp.pattern, open_after, inp.has_radius)
+    meta = {**idx.meta, "covered_elderly_after": float(inp.elderly[cov_after].sum()),
+            "elderly_needing_cover": float(inp.elderly[idx.need].sum()),
+            "uncoverable_elderly": float(inp.elderly[idx.uncoverable].sum())}
+    return Plan(objective_kind=idx.meta["kind"], new_sites=new_sites, existing=existing,
+                open_before=inp.is_exist.copy(), open_after=open_after,
+                covered_before=_covered(inp.pattern, inp.is_exist, inp.has_radius), covered_after=cov_after,
+                uncoverable=idx.uncoverable.copy(), units=units, cost_total=float(idx.cost @ xr + idx.cost_offset),
+                solver=info, curve=curve, meta=meta)
+
+
+def _new_sites_table(scenario: Any, idx: ModelIndex, table: pd.DataFrame, xr: np.ndarray) -> pd.DataFrame:
+    opened = xr[idx.col_x] > 0.5 if len(idx.col_x) else np.zeros(0, dtype=bool)
+    k = np.argmax(xr[idx.col_y], axis=1) if idx.col_y.size else np.zeros(0, dtype=np.int64)
+    j = np.flatnonzero(opened)
+    site = idx.cand[j]
+    beds = idx.sizes[k[j]] if len(j) else np.zeros(0, dtype=np.int64)
+    cost = idx.cost[idx.col_x[j]] + idx.cost[idx.col_y[j, k[j]]] if len(j) else np.zeros(0)
+    out = pd.DataFrame({
+        "site": site.astype(np.int64), "site_id": table["site_id"].to_numpy()[site],
+        "beds": beds.astype(np.int64), "cost": cost.astype(float),
+        "unit_id": table["unit_id"].to_numpy()[site],
+        "subdistrict": table["subdistrict"].to_numpy()[site] if "subdistrict" in table else "",
+        "x": table["x"].to_numpy(float)[site], "y": table["y"].to_numpy(float)[site],
+    })
+    if len(idx.col_nurse):
+        out["nursing_beds"] = xr[idx.col_nurse[: len(idx.cand)]][j].astype(np.int64)
+    if len(idx.col_dementia):
+        out["dementia_beds"] = xr[idx.col_dementia[: len(idx.cand)]][j].astype(np.int64)
+    return out
+
+
+def _existing_table(scenario: Any, idx: ModelIndex, table: pd.DataFrame, xr: np.ndarray) -> pd.DataFrame:
+    e = idx.exist
+    eb = scenario.modules.expansion_beds
+    kept, mods = np.ones(len(e), dtype=bool), np.zeros(len(e))
+    kept[idx.col_o >= 0] = xr[idx.col_o[idx.col_o >= 0]] > 0.5
+    mods[idx.col_m >= 0] = xr[idx.col_m[idx.col_m >= 0]]
+    action = np.where(~kept, "closed", np.where(mods > 0, "expanded", "kept"))
+    before = table["beds"].fillna(0).to_numpy(dtype=np.int64)[e]
+    added = (mods * eb).astype(np.int64)
+    c = scenario.costs
+    cost = np.where(mods > 0, c.expansion_fixed + mods * (c.expansion_bed * eb + c.module), 0.0)
+    cost = np.where(kept, cost, c.close)
+    assumed = table["beds_assumed"].to_numpy(dtype=bool)[e] if "beds_assumed" in table else np.zeros(len(e), bool)
+    out = pd.DataFrame({
+        "site": e.astype(np.int64), "site_id": table["site_id"].to_numpy()[e],
+        "name": table["name"].to_numpy()[e] if "name" in table else "", "action": action,
+        "beds_before": before, "beds_added": added, "beds_after": np.where(kept, before + added, 0),
+        "beds_assumed": assumed, "cost": cost.astype(float), "unit_id": table["unit_id"].to_numpy()[e],
+    })
+    if len(idx.col_nurse):
+        added_nursing = np.zeros(len(e), dtype=np.int64)
+        added_nursing[idx.col_m >= 0] = xr[idx.col_nurse[len(idx.cand):]]
+        out["nursing_beds_added"] = added_nursing
+    return out
+
+
+def _units_table(idx: ModelIndex, demand: Any, inp: _Inputs, existing: pd.DataFrame, new_sites: pd.DataFrame,
+                 xr: np.ndarray) -> pd.DataFrame:
+    nu = len(idx.unit_ids)
+
+    def per_unit(site: np.ndarray, beds: np.ndarray) -> np.ndarray:
+        u = inp.site_unit[site]
+        return np.bincount(u[u >= 0], weights=np.asarray(beds, float)[u >= 0], minlength=nu)
+
+    ex_site = existing["site"].to_numpy(np.int64)
+    b_exist = per_unit(ex_site, existing["beds_before"].to_numpy())
+    b_kept = per_unit(ex_site, np.where(existing["action"] == "closed", 0, existing["beds_before"]))
+    b_new = per_unit(ex_site, existing["beds_added"].to_numpy()) + per_unit(
+        new_sites["site"].to_numpy(np.int64), new_sites["beds"].to_numpy())
+    net = np.zeros(nu)
+    if len(idx.col_g):
+        g = xr[idx.col_g]
+        net += np.bincount(idx.g_unit, weights=g, minlength=nu)
+        net -= np.bincount(inp.site_unit[idx.g_site], weights=g, minlength=nu)
+    req = idx.beds_required.astype(float)
+    units = demand.units
+    return pd.DataFrame({
+        "unit_id": idx.unit_ids, "name": units["name"].to_numpy() if "name" in units else idx.unit_ids,
+        "elderly": inp.unit_elderly, "beds_required": idx.beds_required,
+        "beds_existing": b_exist.astype(np.int64), "beds_kept": b_kept.astype(np.int64),
+        "beds_new": b_new.astype(np.int64), "beds_neighbour_net": net.astype(np.int64),
+        "beds_after": (b_kept + b_new + net).astype(np.int64),
+        "deficit_before": np.maximum(req - b_exist, 0).astype(np.int64),
+        "deficit_after": np.maximum(req - (b_kept + b_new + net), 0).astype(np.int64),
+    })
+
+
+def _empty_plan(scenario: Any, idx: ModelIndex, demand: Any, sites: Any, reach: Any, info: SolverInfo,
+                diagnosis: dict[str, Any] | None) -> Plan:
+    """A Plan that changes nothing (infeasible / no solution): before == after, with the diagnosis."""
+    x = np.zeros(idx.n_cols)
+    x[idx.col_o[idx.col_o >= 0]] = 1.0
+    p = _extract(scenario, idx, demand, sites, reach, x, info, None)
+    return replace(p, diagnosis=diagnosis, cost_total=0.0)

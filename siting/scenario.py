@@ -120,6 +120,9 @@ class DasymetricWeights(Strict):
         default_factory=lambda: ["residential", "apartments", "house", "yes", "dormitory", "detached"]
     )
     landuse: LayerRef | None = None
+    water: LayerRef | None = Field(
+        None, description="water polygons (e.g. OSM natural=water): no one lives there, and density counts land only"
+    )
     landuse_field: str = "landuse"
     residential_landuse: list[str] = Field(default_factory=lambda: ["residential"])
     excluded_landuse: list[str] = Field(
