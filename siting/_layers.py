@@ -161,10 +161,35 @@ def read_layer(
                      f"shapely.make_valid ({field})")
         gdf = gdf.copy()
         gdf.loc[invalid, "geometry"] = shapely.make_valid(gdf.geometry[invalid].to_numpy())
+    if geometry == "polygon":
+        gdf = _keep_areas(gdf, path, field, notes)
     gdf = gdf.to_crs(crs).reset_index(drop=True)
     gdf.attrs["notes"] = notes
     for note in notes:
         log.warning(note)
+    return gdf
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygon parts of a geometry (make_valid may return a collection with lines and points)."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _keep_areas(gdf: gpd.GeoDataFrame, path: Path, field: str, notes: list[str]) -> gpd.GeoDataFrame:
+    """Keep polygon parts only; drop rows without area (a flat or collapsed polygon), with a note."""
+    geoms = np.array([_polygonal(g) for g in gdf.geometry.to_numpy()], dtype=object)
+    flat = shapely.area(geoms) <= 0
+    if flat.all():
+        raise DataError(f"{path}: every polygon has zero area (scenario field `{field}`)",
+                        hints=("the polygons are flat or collapsed lines; redraw them or check the file",))
+    gdf = gdf.copy()
+    gdf[gdf.geometry.name] = gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs)
+    if flat.any():
+        notes.append(f"{path.name}: dropped {int(flat.sum())} polygon(s) with zero area ({field})")
+        gdf = gdf.loc[~flat]
     return gdf
 
 
