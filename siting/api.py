@@ -208,7 +208,7 @@ def validate(path: str | Path) -> list[str]:
 
     Raises a :class:`SitingError` for the first problem found.
     """
-    from . import _layers
+    from . import _checks, _layers
 
     sc = scenario_mod.load(path)
     notes: list[str] = []
@@ -242,8 +242,7 @@ def validate(path: str | Path) -> list[str]:
         _check_census(sc)
     if sc.demand.raster:
         _check_file(sc.demand.raster.path, "demand.raster.path")
-    if sc.distance.mode == "network" and sc.distance.network:
-        _check_graph_file(sc.distance.network.graph)
+    notes += _checks.data_checks(sc, frames)  # extents overlap, census codes, graph parses, GCJ-02
     smallest = min((b.radius_at(_speed(sc)) for b in rules.bands if b.radius_at(_speed(sc))), default=None)
     if smallest is not None and sc.grid.cell_size_m > smallest:
         raise SitingError(
@@ -327,11 +326,3 @@ def _check_file(path: Path, field_name: str) -> None:
     if not Path(path).exists():
         raise DataError(f"{path}: file not found (scenario field `{field_name}`)")
 
-
-def _check_graph_file(path: Path) -> None:
-    _check_file(path, "distance.network.graph")
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    if b"<graphml" not in head:
-        raise DataError(f"{path}: not a GraphML file (scenario field `distance.network.graph`)",
-                        hints=("save the network with osmnx.save_graphml",))

@@ -96,8 +96,15 @@ def _print_outcome(res: object, quiet: bool) -> None:
     info = getattr(plan, "solver", None)
     out_dir = getattr(res, "out_dir", None)
     status = getattr(info, "status", "?")
-    if status in ("infeasible", "no_solution"):
-        err.print(f"[bold red]the rules cannot be met[/] ({status}); diagnosis written to {out_dir}", markup=True)
+    if status == "no_solution":
+        limit = getattr(getattr(res, "scenario", None), "solver", None)
+        secs = getattr(limit, "time_limit_s", None)
+        err.print(f"[bold red]no plan found within the solver time limit[/] ({secs:g} s); raise "
+                  f"`solver.time_limit_s` or use --time-limit (report written to {out_dir})", markup=True)
+        return
+    if status == "infeasible":
+        err.print(f"[bold red]the rules cannot be met[/] with the given candidates; diagnosis written to "
+                  f"{out_dir}", markup=True)
         return
     if quiet:
         return

@@ -622,7 +622,7 @@ def _site_scores(inp: _Inputs, need: np.ndarray) -> np.ndarray:
     den = inp.pattern.T.astype(float) @ w
     far = float(inp.dist.data.max()) * 2 if inp.dist.nnz else 1.0
     score = np.where(den > 0, num / np.where(den > 0, den, 1.0), far)
-    return score + np.arange(len(score)) * 1e-6 * max(far, 1.0) / max(len(score), 1)
+    return score + np.arange(len(score)) * 1e-3 * max(far, 1.0) / max(len(score), 1)
 
 
 def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, *, reduce: bool = True,

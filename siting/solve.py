@@ -12,9 +12,11 @@ import contextlib
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,7 +89,13 @@ def solve_milp(problem: MilpProblem, options: SolverOptions = SolverOptions(),
             raise SolverError(f"warm_start has shape {warm_start.shape}, expected ({problem.A.shape[1]},); "
                               "pass one value per column or None")
     if options.name == "highs":
-        return _solve_highs(problem, options, warm_start)
+        res = _solve_highs(problem, options, warm_start)
+        if warm_start is not None and not _consistent(problem, res):
+            # HiGHS 1.16 can return the MIP start's x with the objective of a better solution found
+            # in presolved space; distrust that pair and solve again without the start.
+            res = _solve_highs(problem, options, None)
+            res = SolveResult(**{**res.__dict__, "meta": {**res.meta, "warm_start_discarded": True}})
+        return res
     if options.name == "cbc":
         return _solve_cbc(problem, options, warm_start)
     raise SolverError(f"solver {options.name!r} is unknown; use 'highs' or 'cbc'")
@@ -95,6 +103,14 @@ def solve_milp(problem: MilpProblem, options: SolverOptions = SolverOptions(),
 
 # --------------------------------------------------------------------------------------------
 # shared helpers
+
+
+def _consistent(p: MilpProblem, res: SolveResult, tol: float = 1e-6) -> bool:
+    """True when the returned x reproduces the returned objective (or there is no x)."""
+    if res.x is None or res.objective is None:
+        return True
+    value = float(np.dot(p.c, res.x) + p.offset)
+    return abs(value - res.objective) <= tol * max(1.0, abs(res.objective))
 
 
 def _check_problem(p: MilpProblem) -> None:
@@ -135,13 +151,19 @@ def _solve_highs(p: MilpProblem, o: SolverOptions, warm: np.ndarray | None) -> S
         raise SolverError("HiGHS: highspy is not installed; `pip install highspy` or use solver='cbc'") from exc
     t0 = time.perf_counter()
     try:
-        h = highspy.Highs()
+        # HiGHS keeps one thread scheduler per process: a solve with other `threads` than an
+        # earlier one errors unless the scheduler is reset first.
+        highspy.Highs.resetGlobalScheduler(True)
+        with _silenced_stdout(o.verbose):  # the constructor prints a banner to fd 1
+            h = highspy.Highs()
         _highs_options(h, o)
         _highs_pass(h, highspy, p)
         if warm is not None:
             idx = np.arange(warm.size, dtype=np.int32)
             h.setSolution(int(warm.size), idx, warm)
-        h.run()
+        if h.run() == highspy.HighsStatus.kError:
+            raise SolverError("HiGHS stopped with an error before solving; rerun with --debug, "
+                              "or try solver 'cbc'")
         status, x, obj, bound = _highs_read(h, highspy, p)
     except SolverError:
         raise
@@ -153,6 +175,23 @@ def _solve_highs(p: MilpProblem, o: SolverOptions, warm: np.ndarray | None) -> S
                        seconds=secs, solver="highs",
                        meta={"model_status": str(h.getModelStatus()),
                              "nodes": int(h.getInfo().mip_node_count)})
+
+
+@contextlib.contextmanager
+def _silenced_stdout(verbose: bool) -> Iterator[None]:
+    """Send C-level stdout to /dev/null (HiGHS prints its banner there, not through Python)."""
+    if verbose:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _highs_options(h: Any, o: SolverOptions) -> None:

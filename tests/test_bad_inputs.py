@@ -72,7 +72,6 @@ class Case:
     code: int = 2
     commands: tuple[str, ...] = ("validate", "run")
     extra: tuple[str, ...] = ()  # extra CLI options for `run`
-    validate_gap: str = ""  # why `siting validate` does not catch it yet (xfail, strict)
 
 
 # ---------------------------------------------------------------- data corruptions (world)
@@ -300,8 +299,7 @@ CASES: list[Case] = [
     Case("all_geometries_null", W, _all_null_geometry, ("nullgeom.gpkg", "study_area")),
     Case("points_where_polygons_expected", W, _points_as_study_area, ("candidates.gpkg", "study_area", "polygon")),
     Case("zero_area_study_area", W, _zero_area, ("flat.gpkg", "study_area")),
-    Case("study_area_far_from_data", W, _far_away, ("study area", "overlap"),
-         validate_gap="api.validate does not compare layer extents (_checks.data_checks does)"),
+    Case("study_area_far_from_data", W, _far_away, ("study area", "overlap"),),
     Case("csv_xy_without_crs", W, _xy_csv_facilities, ("facilities_xy.csv", "existing_facilities", "no CRS")),
     Case("facility_field_missing", W, lambda r, c: set_key(r, "existing_facilities.beds_field", "capacity"),
          ("'capacity'", "existing_facilities")),
@@ -318,8 +316,7 @@ CASES: list[Case] = [
     Case("census_count_nan", W, lambda r, c: _census_value(c, r, ""), ("census_bad.csv", "pop_60plus")),
     Case("census_column_missing", W, lambda r, c: set_key(r, "demand.census.code_field", "code"),
          ("census.csv", "'code'")),
-    Case("census_code_missing", W, _unit_code_not_in_census, ("census.csv", "330199"),
-         validate_gap="api.validate does not match unit codes to the census table (_checks.data_checks does)"),
+    Case("census_code_missing", W, _unit_code_not_in_census, ("census.csv", "330199"),),
     Case("census_binary", W, lambda r, c: _census_with(c, r, data=b"\xff\xfe\x00\xff" * 64 + b"\x81\x30\xff\n" * 8),
          ("census_bad.csv", "demand.census.table")),
     Case("census_utf16", W, lambda r, c: _census_with(c, r, data=census_frame().to_csv(index=False)
@@ -331,11 +328,9 @@ CASES: list[Case] = [
          commands=("run",)),
     Case("sites_far_from_demand", W, _candidates_far_away, ("no site lies within", "candidates"), commands=("run",)),
     Case("graph_missing", W, lambda r, c: _network(r, "nope.graphml"), ("nope.graphml", "distance.network.graph")),
-    Case("graph_truncated", W, _graph_truncated, ("cut.graphml", "distance.network.graph"),
-         validate_gap="api.validate only sniffs the graph header (_checks.data_checks parses it)"),
+    Case("graph_truncated", W, _graph_truncated, ("cut.graphml", "distance.network.graph"),),
     Case("graph_not_xml", W, _graph_not_xml, ("junk.graphml", "distance.network.graph")),
-    Case("graph_no_length", W, _graph_no_length, ("nolength.graphml", "length"),
-         validate_gap="api.validate only sniffs the graph header (_checks.data_checks parses it)"),
+    Case("graph_no_length", W, _graph_no_length, ("nolength.graphml", "length"),),
     Case("graph_coordinates_not_in_crs", W, _graph_wrong_crs, ("wrongcrs.graphml",), commands=("run",)),
 ]
 IDS = [c.id for c in CASES]
@@ -365,25 +360,13 @@ def test_bad_input_fails_clearly_and_keeps_earlier_results(ctx: Ctx, default_sce
     scenario = _scenario_for(case, ctx, default_scenario_path)
     prev = ctx.tmp / "earlier run"
     before = make_previous_output(prev)
-    if "validate" in case.commands and not case.validate_gap:
+    if "validate" in case.commands:
         assert_clean_failure(invoke(["validate", str(scenario)]), case.code, case.words)
     if "run" in case.commands:
         result = invoke(["run", str(scenario), "--out", str(prev), "--quiet", *case.extra])
         assert_clean_failure(result, case.code, case.words)
     assert snapshot(prev) == before, "the earlier output folder changed"
     assert leftovers(ctx.tmp, prev.name) == [], "temporary output folders left behind"
-
-
-GAPS = [c for c in CASES if c.validate_gap]
-
-
-@pytest.mark.parametrize("case", GAPS, ids=[c.id for c in GAPS])
-def test_validate_catches_it_before_a_run(ctx: Ctx, default_scenario_path: Path, case: Case,
-                                          request: pytest.FixtureRequest) -> None:
-    """Cases only `siting run` catches today; strict xfail, so wiring the check flips them."""
-    request.applymarker(pytest.mark.xfail(reason=case.validate_gap, strict=True))
-    scenario = _scenario_for(case, ctx, default_scenario_path)
-    assert_clean_failure(invoke(["validate", str(scenario)]), case.code, case.words)
 
 
 # ---------------------------------------------------------------- the scenario file, outside the table

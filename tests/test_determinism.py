@@ -88,10 +88,6 @@ def test_real_data_run_is_deterministic(tmp_path: Path, default_scenario_path: P
     _assert_same(first, second)
 
 
-@pytest.mark.xfail(strict=True, reason="solve._solve_highs: HiGHS keeps one global thread scheduler per process; "
-                   "a later solve with another `threads` fails in h.run() (kError) and is reported as "
-                   "no_solution. Fix: highspy.Highs.resetGlobalScheduler(True) before each run, and treat "
-                   "a kError from run() as SolverError")
 def test_an_earlier_solve_with_other_threads_does_not_change_the_result(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     import highspy

@@ -128,3 +128,18 @@ def test_unbounded_raises_solver_error():
                     col_lb=np.zeros(1), col_ub=np.full(1, np.inf), integrality=np.ones(1, bool), sense="max")
     with pytest.raises(SolverError, match="unbounded"):
         solve_milp(p)
+
+
+def test_highs_warm_start_never_returns_x_and_objective_that_disagree() -> None:
+    """Regression: HiGHS 1.16 returned the MIP start's x (cost 3) with objective 2 on this instance."""
+    A = np.array([[0, 0, 0, 0, 0, 1, 1], [1, 0, 0, 0, 1, 0, 1], [1, 0, 0, 0, 0, 1, 0], [0, 0, 1, 0, 0, 0, 1],
+                  [0, 1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 0], [1, 0, 0, 1, 0, 0, 0], [0, 1, 0, 0, 0, 1, 0]],
+                 dtype=float)
+    c = np.array([1, 1, 1, 2, 2, 0, 1.0])
+    p = MilpProblem(c=c, A=sparse.csr_array(A), row_lb=np.ones(8), row_ub=np.full(8, np.inf),
+                    col_lb=np.zeros(7), col_ub=np.ones(7), integrality=np.ones(7, dtype=bool))
+    res = solve_milp(p, SolverOptions(name="highs"), warm_start=np.array([1, 1, 0, 0, 0, 1, 1.0]))
+    assert res.status == "optimal"
+    assert res.objective == pytest.approx(2.0)
+    assert float(c @ res.x) == pytest.approx(2.0)
+    assert (A @ res.x >= 1 - 1e-9).all()

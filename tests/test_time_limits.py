@@ -93,8 +93,6 @@ def test_too_short_for_any_solution_exits_3(tiny: Run) -> None:
     assert tiny.summary["solver"]["objective"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="cli._print_outcome says 'the rules cannot be met' for no_solution; "
-                   "it should say no plan was found within the time limit and how to raise it")
 def test_too_short_message_names_the_time_limit(tiny: Run) -> None:
     out = tiny.result.output
     assert "time limit" in out.lower() and "cannot be met" not in out
