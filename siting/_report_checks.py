@@ -178,6 +178,15 @@ def _check_one_per_subdistrict(ctx: Ctx, rule: Any) -> Check:
     return "met", f"{head}: all have one"
 
 
+def _check_min_institutions(ctx: Ctx, rule: Any) -> Check:
+    need = int(rule.params.get("min_institutions", 1) or 1)
+    subs = set(ctx.demand.cells["subdistrict"].astype(str))
+    inst = _institutions_after(ctx)
+    inside = int(inst["subdistrict"].astype(str).isin(subs).sum())
+    head = f"≥ {need} institution(s) in the study area; {inside} after the plan"
+    return ("met" if inside >= need else "not_met"), head
+
+
 def _check_nursing_share(ctx: Ctx, rule: Any) -> Check:
     share = float(rule.params.get("share", 0))
     beds = total_beds_after(ctx)
@@ -254,6 +263,7 @@ CHECKS: dict[str, Callable[[Ctx, Any], Check]] = {
     "band_radius": _check_band_radius,
     "no_radius": _check_no_radius,
     "one_per_subdistrict": _check_one_per_subdistrict,
+    "min_institutions": _check_min_institutions,
     "nursing_share": _check_nursing_share,
     "dementia_beds": _check_dementia_beds,
     "beds_per_1000": _check_beds_per_1000,

@@ -364,10 +364,9 @@ def _density_raster(scenario: Any, grid: Grid, elderly: np.ndarray, land_km2: np
 
 
 def _beds_per_10k(rules: Any) -> float:
+    """Beds per 10,000 elderly of the rule set's bed rule (ZJ-BEDS); 0 when it has none (e.g. weihai-2020)."""
     value = rules.param("beds_per_unit", "beds_per_10k")
-    if value is None:
-        raise RuleError(f"rule set {rules.name!r} has no `beds_per_unit` rule with `beds_per_10k` (ZJ-BEDS)")
-    return float(value)
+    return 0.0 if value is None else float(value)
 
 
 def _within(scenario: Any, crs: str, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:

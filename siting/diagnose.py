@@ -85,13 +85,8 @@ def special_bed_shortfalls(scenario: Any, rules: Any, sites: Any, idx: Any) -> l
     beds = sites.table["beds"].fillna(0).to_numpy(dtype=float)
     cap = _max_site_beds(scenario, idx, len(beds), beds)
     new_max = float(cap[idx.cand].sum()) + float((cap[idx.exist] - beds[idx.exist]).sum())
-    fixed = float(idx.fixed_beds.sum())
     out = []
-    for rule in rules.by_kind("nursing_share", enforced_only=True)[:1]:
-        share = float(rule.params.get("share", 0.0))
-        if new_max * (1 - share) + 1e-9 < share * fixed:
-            out.append({"rule": rule.id, "what": "nursing beds", "required_share": share,
-                        "max_new_beds": int(new_max), "existing_beds_assumed_non_nursing": int(fixed)})
+    # nursing_share applies to the beds the plan adds, so it can always be met by typing them
     for rule in rules.by_kind("dementia_beds", enforced_only=True)[:1]:
         total = float(idx.meta.get("unit_elderly_total", 0.0))
         need = math.ceil(float(rule.params.get("per_10k", 0.0)) * total / 10_000.0 - 1e-9)

@@ -565,32 +565,43 @@ def _transfer_rows(b: _Build, ps: np.ndarray, col_g: np.ndarray, ts: np.ndarray,
 
 
 def _subdistrict_block(b: _Build, rules: Any, subdistricts: np.ndarray) -> dict[str, Any]:
-    """one_per_subdistrict: open institutions (of at least min_beds) in each subdistrict."""
+    """one_per_subdistrict / min_institutions: open institutions (of at least min_beds) per area.
+
+    one_per_subdistrict counts per subdistrict (ZJ-TOWNCTR-like rules, CX-EMBED, WH-CENTRE);
+    min_institutions counts over the whole study area (DWK-DISABLED).
+    """
     out: dict[str, Any] = {}
-    inp = b.inp
     sub_pos = {s: i for i, s in enumerate(subdistricts)}
-    site_sub = np.array([sub_pos.get(s, -1) for s in inp.site_sub], dtype=np.int64)
+    site_sub = np.array([sub_pos.get(s, -1) for s in b.inp.site_sub], dtype=np.int64)
     for rule in rules.by_kind("one_per_subdistrict", enforced_only=True):
-        need = float(rule.params.get("min_institutions", 1) or 1)
-        min_beds = float(rule.params.get("min_beds") or 0)
-        ok_size = b.sizes >= min_beds
-        cand_sub = np.repeat(site_sub[b.cand], int(ok_size.sum()))
-        cand_col = b.col_y[:, ok_size].ravel()
-        ex_ok = (inp.beds[b.exist] >= min_beds) & (site_sub[b.exist] >= 0)
-        var = ex_ok & (b.col_o >= 0)
-        const = np.bincount(site_sub[b.exist][ex_ok & (b.col_o < 0)], minlength=len(subdistricts))
-        r = np.r_[cand_sub, site_sub[b.exist][var]]
-        c = np.r_[cand_col, b.col_o[var]]
-        keep = r >= 0
-        b.rows.add(f"subdistrict:{rule.id}", len(subdistricts), r[keep], c[keep], 1.0, need - const, np.inf)
-        out[rule.id] = {"min_institutions": need, "min_beds": min_beds or None}
+        out[rule.id] = _count_rows(b, rule, f"subdistrict:{rule.id}", site_sub, len(subdistricts))
+    whole = np.where(site_sub >= 0, 0, -1)
+    for rule in rules.by_kind("min_institutions", enforced_only=True):
+        out[rule.id] = _count_rows(b, rule, f"study_area:{rule.id}", whole, 1)
     return out
+
+
+def _count_rows(b: _Build, rule: Any, name: str, group: np.ndarray, n_groups: int) -> dict[str, Any]:
+    """Rows: per group, open institutions of >= min_beds (existing kept + new) >= min_institutions."""
+    need = float(rule.params.get("min_institutions", 1) or 1)
+    min_beds = float(rule.params.get("min_beds") or 0)
+    ok_size = b.sizes >= min_beds
+    cand_grp = np.repeat(group[b.cand], int(ok_size.sum()))
+    cand_col = b.col_y[:, ok_size].ravel()
+    ex_ok = (b.inp.beds[b.exist] >= min_beds) & (group[b.exist] >= 0)
+    var = ex_ok & (b.col_o >= 0)
+    const = np.bincount(group[b.exist][ex_ok & (b.col_o < 0)], minlength=n_groups)
+    r = np.r_[cand_grp, group[b.exist][var]]
+    c = np.r_[cand_col, b.col_o[var]]
+    keep = r >= 0
+    b.rows.add(name, n_groups, r[keep], c[keep], 1.0, need - const, np.inf)
+    return {"min_institutions": need, "min_beds": min_beds or None}
 
 
 def _share_block(b: _Build, name: str, n_rows_rhs: Any, share: float | None) -> np.ndarray:
     """Integer special beds (nursing or dementia) per new site and per expansion, <= their beds.
 
-    With ``share``: sum special >= share × all beds (existing special beds assumed 0).
+    With ``share``: sum special >= share × beds added (new sites + expansions).
     Otherwise: sum special >= the fixed number ``n_rows_rhs``.
     """
     nc, k = b.col_y.shape
@@ -606,9 +617,12 @@ def _share_block(b: _Build, name: str, n_rows_rhs: Any, share: float | None) -> 
     if share is None:
         b.rows.add(name, 1, np.zeros(len(col)), col, 1.0, n_rows_rhs, np.inf)
     else:
-        _, tc, tv = b.site_beds_terms()
+        # the share applies to the beds this plan adds (new sites + expansions): the type mix of
+        # existing beds is not in the data, and assuming it is 0 would force needless building
+        tc = np.r_[b.col_y.ravel(), b.col_m[has_m]]
+        tv = np.r_[np.tile(b.sizes.astype(float), nc), float(b.exp_beds) * np.ones(len(ce))]
         b.rows.add(name, 1, np.zeros(len(col) + len(tc)), np.r_[col, tc], np.r_[np.ones(len(col)), -share * tv],
-                   share * b.fixed_beds.sum(), np.inf)
+                   0.0, np.inf)
     return col
 
 
@@ -681,8 +695,9 @@ def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
     for rule in rules.by_kind("nursing_share", enforced_only=True)[:1]:
         share = float(rule.params.get("share", 0.0))
         col_nurse = _share_block(b, "nursing", 0.0, share)
-        meta["rules_enforced"][rule.id] = f"nursing beds >= {share:g} × all beds (whole plan)"
-        meta["assumptions"].append("existing institutions have 0 nursing-type beds (no data)")
+        meta["rules_enforced"][rule.id] = f"nursing beds >= {share:g} × beds added by the plan"
+        meta["assumptions"].append(f"{rule.id} applies to the beds the plan adds: the nursing share of "
+                                   "existing beds is not in the data")
     for rule in rules.by_kind("dementia_beds", enforced_only=True)[:1]:
         need_d = math.ceil(float(rule.params.get("per_10k", 0.0)) * inp.unit_elderly.sum() / 10_000.0 - 1e-9)
         col_dem = _share_block(b, "dementia", need_d, None)

