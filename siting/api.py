@@ -150,9 +150,28 @@ def compute(sc: Scenario, *, progress: Progress | None = None,
         res.sites = sites_mod.build(sc, res.demand)
     with _stage("reach", timings, progress):
         res.reach = reach_mod.build(sc, res.demand, res.sites, cache_dir=_cache_dir())
+        for _ in range(2):  # generated candidates: fill the cells no site reaches, then measure again
+            gaps = _unreached_cells(sc, res.demand, res.reach)
+            if gaps.size == 0:
+                break
+            res.sites = sites_mod.add_gap_candidates(sc, res.demand, res.sites, gaps)
+            res.reach = reach_mod.build(sc, res.demand, res.sites, cache_dir=_cache_dir())
     with _stage("solve", timings, progress):
         res.plan = model_mod.plan(sc, rules, res.demand, res.sites, res.reach)
     return res
+
+
+def _unreached_cells(sc: Scenario, demand: Any, reach: Any) -> Any:
+    """Cells owed a radius with no site in reach (only when candidates are generated with fill_gaps)."""
+    import numpy as np
+
+    if sc.candidates.mode != "generate" or not sc.candidates.generate.fill_gaps:
+        return np.zeros(0, dtype=np.int64)
+    owed = demand.cells["radius_m"].notna().to_numpy()
+    reached = np.diff(reach.dist.indptr) > 0
+    unsnapped = np.zeros(len(owed), dtype=bool)
+    unsnapped[np.asarray(reach.cells_unsnapped, dtype=np.int64)] = True
+    return np.flatnonzero(owed & ~reached & ~unsnapped)
 
 
 def _cache_dir() -> Path:

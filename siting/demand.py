@@ -272,11 +272,13 @@ def _census_on_grid(scenario: Any, grid: Grid, area: shapely.Geometry, lu: _Land
         lu.residential.difference(lu.water)
     tiers: list[tuple[str, Weight]] = [("residential buildings", bld),
                                        ("residential land use", [(1.0, _parts(res_land))])]
-    out = np.zeros(grid.shape)
+    parts: dict[str, np.ndarray] = {}
     records = []
     for code, poly in polys.items():
         count, name = counts[code]
-        tier, share, inside, note, w_in = _spread_unit(grid, area, poly, tiers, lu, out, count)
+        part = np.zeros(grid.shape)
+        tier, share, inside, note, w_in = _spread_unit(grid, area, poly, tiers, lu, part, count)
+        parts[code] = part
         if note:
             notes.append(f"census unit {code} ({name}): {note}")
         records.append({"code": code, "name": name, "count": count, "weight": tier,
@@ -286,9 +288,49 @@ def _census_on_grid(scenario: Any, grid: Grid, area: shapely.Geometry, lu: _Land
             notes.append(f"census unit {code} ({name}) is only partly inside the study area: "
                          f"{share:.1%} of its weight ({tier}) lies inside, so {inside:,.0f} of its "
                          f"{count:,.0f} elderly are placed")
+    held, hnotes = _held_shares(spec, records)
+    notes += hnotes
+    out = np.zeros(grid.shape)
+    for rec in records:
+        f = held.get(rec["code"], 1.0)
+        out += parts[rec["code"]] * f
+        rec["share_held"] = f
+        rec["elderly_inside"] *= f
     census = pd.DataFrame.from_records(records).sort_values("code", kind="stable").reset_index(drop=True)
     census, warn = _flag_crowded(census)
     return out, census, notes + warn
+
+
+def _held_shares(spec: Any, records: list[dict]) -> tuple[dict[str, float], list[str]]:
+    """Share of each census unit's count living in its polygons of the units layer.
+
+    Given per code (``share_held``), or estimated from a reference unit (``share_reference``):
+    share = min(1, weight m² in the unit's polygons × reference elderly per m² ÷ census count).
+    """
+    held = {str(k): float(v) for k, v in spec.share_held.items()}
+    notes = [f"census unit {k}: {v:.1%} of its elderly are taken to live in the given polygons "
+             "(demand.census.share_held, ASSUMED)" for k, v in sorted(held.items())]
+    ref_code = spec.share_reference
+    if ref_code is None:
+        return held, notes
+    by_code = {r["code"]: r for r in records}
+    ref = by_code.get(str(ref_code))
+    if ref is None or ref["weight_m2_inside"] <= 0:
+        raise ScenarioError(f"`demand.census.share_reference: {ref_code}` is not a census unit with weight in "
+                            "`demand.census.units`", hints=("codes present: " + ", ".join(sorted(by_code)),))
+    per_m2 = ref["count"] / (ref["weight_m2_inside"] / max(ref["weight_share_inside"], 1e-12))
+    for r in records:
+        if r["code"] in held or r["code"] == ref["code"] or r["weight"] != ref["weight"] or r["count"] <= 0:
+            continue
+        total_m2 = r["weight_m2_inside"] / max(r["weight_share_inside"], 1e-12)
+        f = min(1.0, total_m2 * per_m2 / r["count"])
+        if f < 1.0:
+            held[r["code"]] = f
+            notes.append(f"census unit {r['code']} ({r['name']}): the given polygons are estimated to hold "
+                         f"{f:.1%} of its {r['count']:,.0f} elderly — {per_m2 * 1000:,.1f} elderly per 1000 m² of "
+                         f"{r['weight']} as in reference unit {ref['code']} ({ref['name']}) "
+                         "(demand.census.share_reference, ASSUMED)")
+    return held, notes
 
 
 def _flag_crowded(census: pd.DataFrame, factor: float = 3.0) -> tuple[pd.DataFrame, list[str]]:

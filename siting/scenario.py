@@ -105,6 +105,16 @@ class CensusSource(Strict):
     count_field: str | None = Field(None, description="default: pop_60plus or pop_65plus by `age`")
     units: LayerRef = Field(description="polygons that carry the census code of the unit they belong to")
     unit_code_field: str = Field("adcode_2020_census", description="field of `units` holding the code")
+    share_held: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict,
+        description="census code → share of its elderly living in its polygons of `units`, when that layer "
+        "holds only part of the census unit (e.g. 5 of a district's 8 subdistricts); default 1",
+    )
+    share_reference: str | None = Field(
+        None,
+        description="census code of a unit fully held by `units`: other units' held share is estimated as "
+        "their residential weight × this unit's elderly per m² of weight (capped at 1); reported as assumed",
+    )
 
     @property
     def count_column(self) -> str:
@@ -239,6 +249,11 @@ class GenerateCandidates(Strict):
     )
     min_distance_to_existing_m: NonNegativeFloat = 0.0
     max_candidates: PositiveInt | None = None
+    fill_gaps: bool = Field(
+        True,
+        description="after reach: add a candidate at the centre of cells owed a radius that no site reaches "
+        "(one per half radius), so the plan is not limited by where the lattice fell",
+    )
 
 
 class CandidatesSpec(Strict):

@@ -447,6 +447,45 @@ def _outside_study_area(existing: gpd.GeoDataFrame, demand: Any) -> int:
 # ---------------------------------------------------------------- public
 
 
+def add_gap_candidates(scenario: Any, demand: Any, sites: Sites, cells: np.ndarray) -> Sites:
+    """Add a candidate at the centre of each given demand cell, thinned to one per half radius.
+
+    Used after reach when generated candidates leave cells owed a radius with no site in reach
+    (a lattice point fell on the wrong side of a canal, or a compound has no path through it):
+    a cell holding elderly holds residential buildings, so its centre can host an institution.
+    Cells are taken by elderly (most first), then cell_id, so the result is deterministic.
+    """
+    c = demand.cells.iloc[np.asarray(cells, dtype=np.int64)]
+    c = c.sort_values(["elderly", "cell_id"], ascending=[False, True], kind="stable")
+    xy = c[["x", "y"]].to_numpy()
+    keep_r = 0.5 * c["radius_m"].to_numpy(dtype=float)
+    picked: list[int] = []
+    for i in range(len(c)):
+        if picked:
+            d = np.hypot(*(xy[picked] - xy[i]).T)
+            if (d <= keep_r[i]).any():
+                continue
+        picked.append(i)
+    if not picked:
+        return sites
+    start = int((sites.table["site_id"].astype(str).str.startswith("G")).sum())
+    width = max(5, len(str(start + len(picked))))
+    ids = [f"G{start + k + 1:0{width}d}" for k in range(len(picked))]
+    new = _frame(sites.crs, site_id=ids, kind="candidate", name="", x=xy[picked, 0], y=xy[picked, 1], beds=0,
+                 beds_assumed=False, cost_open=float(scenario.costs.site), landuse="gap_fill")
+    new = _assign_units(new, getattr(demand, "units", None))
+    new["near_hospital"] = _near_hospital(new, hospital_points(scenario))
+    table = gpd.GeoDataFrame(pd.concat([sites.table, new[COLUMNS]], ignore_index=True), geometry="geometry",
+                             crs=sites.crs)
+    table["beds"] = table["beds"].astype(np.int64)
+    table["cost_open"] = table["cost_open"].astype(np.float64)
+    note = (f"{len(picked)} candidate(s) added at the centre of cells no generated site reached "
+            "(candidates.generate.fill_gaps)")
+    meta = {**sites.meta, "n_candidates": int(sites.meta.get("n_candidates", 0)) + len(picked),
+            "n_gap_candidates": int(sites.meta.get("n_gap_candidates", 0)) + len(picked)}
+    return Sites(table=table[COLUMNS], crs=sites.crs, meta=meta, notes=(*sites.notes, note))
+
+
 def build(scenario: Any, demand: Any) -> Sites:
     """Load existing facilities and candidate sites (a layer, or generated)."""
     crs = scenario.grid.crs
