@@ -195,7 +195,31 @@ def build_summary(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
         "assumptions": _assumptions(ctx),
         "overrides": [_jsonable(o) for o in rules.overrides],
         "diagnosis": _jsonable(plan.diagnosis) if plan.diagnosis else None,
+        "coverage_curve": _curve_rows(plan),
     }
+
+
+def _curve_rows(plan: Any) -> list[dict] | None:
+    """The coverage curve (objective.coverage_curve): each limit solved exactly, or None."""
+    curve = getattr(plan, "curve", None)
+    if curve is None:
+        return None
+    return [{k: _jsonable(v) for k, v in row.items()} for row in curve.to_dict(orient="records")]
+
+
+def _curve_section(summary: dict) -> tuple[Section, Table] | None:
+    rows = summary.get("coverage_curve")
+    if not rows:
+        return None
+    cols = (Col("limit", "限额", "Limit (budget CNY or sites)", f_int),
+            Col("covered_elderly", "覆盖老年人 [ZJ-R500/ZJ-R1000]", "Covered elderly", f_int),
+            Col("covered_share", "覆盖率", "Covered share", lambda v: f_pct(None if v is None else 100 * v)),
+            Col("new_sites", "新建机构", "New sites", f_int), Col("new_beds", "新增床位", "New beds", f_int),
+            Col("cost", "费用(假设)", "Cost (assumed)", f_int), Col("status", "求解状态", "Solver status"))
+    table = Table(cols, tuple(rows), csv="coverage_curve",
+                  caption="each point solved exactly: most elderly covered within their band radius under the "
+                          "limit, then least cost at that coverage; ZJ-BEDS as in the scenario's objective")
+    return Section("覆盖曲线", "Coverage curve", tables=(table,)), table
 
 
 def _jsonable(value: Any) -> Any:
@@ -523,6 +547,9 @@ def build_document(summary: dict, ctx: chk.Ctx, maps_dir: Path | None = None) ->
         Section("现有机构", "Existing institutions", tables=(ex_md,)),
         unc_section, _solver_section(ctx, summary), _distance_section(ctx),
     ]
+    curve = _curve_section(summary)
+    if curve is not None:
+        sections.append(curve[0])
     images = tuple(sorted(maps_dir.glob("*.png"))) if maps_dir is not None and maps_dir.is_dir() else ()
     if images:
         sections.append(Section("地图", "Maps", images=images))
@@ -531,7 +558,7 @@ def build_document(summary: dict, ctx: chk.Ctx, maps_dir: Path | None = None) ->
         "7th national population census (2020).",)))
     title = f"养老机构布局缺口报告 · Elderly-care institution gap report — {ctx.scenario.title or ctx.scenario.name}"
     doc = Doc(title=title, lead=_lead(ctx, summary), sections=tuple(sections))
-    return doc, [demand.tables[0], units, rules, new, ex_csv, unc_csv]
+    return doc, [demand.tables[0], units, rules, new, ex_csv, unc_csv] + ([curve[1]] if curve else [])
 
 
 def _coverage_only(t: Table) -> Table:
