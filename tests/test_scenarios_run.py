@@ -29,7 +29,10 @@ def test_shipped_scenario_runs(name: str, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "layers.gpkg").exists() and (tmp_path / "out" / "manifest.json").exists()
     enforced = {r.id for r in res.rules.rules if r.status == "enforced"}
     checks = {r["id"]: r["status"] for r in summary["rules"]}
-    assert all(checks[i] in ("met", "not_applicable") for i in enforced), checks
+    if res.scenario.objective.kind == "min_cost":  # min_cost meets every enforced rule
+        assert all(checks[i] in ("met", "not_applicable") for i in enforced), checks
+    else:  # max_coverage under a budget: what is not met is reported, and the curve is there
+        assert summary["coverage_curve"] and summary["bands"]["high"]["covered_after"] > 0
 
 
 @pytest.mark.slow
