@@ -38,8 +38,8 @@ says the tie-break (and so cross-solver determinism) was not proven.
 Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
 close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
 cell reached by exactly one site forces that site open, rows holding a forced site are
-dropped, and rows that strictly contain another row are dropped (skipped above
-``DOMINANCE_MAX_WORK``). ``ModelIndex.meta["reductions"]`` counts each.
+dropped, and rows that strictly contain another row are dropped (:mod:`siting._reduce`, in
+bounded blocks). ``ModelIndex.meta["reductions"]`` counts each.
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from . import _reduce
 from . import solve as _solve_mod
 from .solve import MilpProblem, SolveResult, SolverOptions
 
 LEX_REL_TOL = 1e-7  # a later stage may lose at most this share of the earlier objective
 LEX_ABS_TOL = 1e-6
-DOMINANCE_MAX_WORK = 30_000_000  # skip the subset test when sum(col nnz^2) exceeds this
 HASH_SEED = 20210402
 TIE_BREAK_MIN_S = 10.0  # each tie-break stage may take this long, or TIE_BREAK_FACTOR × the primary solve
 TIE_BREAK_FACTOR = 1.0
@@ -278,49 +278,26 @@ def beds_required(unit_elderly: np.ndarray, ratio: float | None) -> np.ndarray:
 # ----------------------------------------------------------------------------- coverage reduction
 
 
-def _row_keys(m: sparse.csr_array) -> np.ndarray:
-    """A 128-bit signature per row of a sorted boolean CSR (same set of columns ⇔ same key)."""
-    rng = np.random.default_rng(HASH_SEED)
-    w = rng.integers(1, 2**62, size=(2, m.shape[1]), dtype=np.uint64)
-    nnz = np.diff(m.indptr)
-    out = np.zeros((m.shape[0], 3), dtype=np.uint64)
-    out[:, 2] = nnz
-    full = nnz > 0
-    for h in range(2):
-        with np.errstate(over="ignore"):
-            sums = np.add.reduceat(w[h][m.indices], m.indptr[:-1][full]) if m.nnz else np.zeros(0, np.uint64)
-        out[full, h] = sums
-    return out
-
-
 def merge_identical_rows(m: sparse.csr_array) -> tuple[sparse.csr_array, np.ndarray]:
-    """Merge rows with the same column set; returns (unique rows, row → unique row)."""
+    """Merge rows with the same column set (exact, :mod:`siting._reduce`); returns
+    (unique rows in first-appearance order, row → unique row)."""
     if m.shape[0] == 0:
         return m, np.zeros(0, dtype=np.int64)
-    keys = _row_keys(m)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    gid = _reduce.identical_row_groups(_reduce.binary_csr(m))
+    first = np.full(int(gid.max()) + 1, m.shape[0], dtype=np.int64)
+    np.minimum.at(first, gid, np.arange(m.shape[0]))
     order = np.argsort(first, kind="stable")  # keep first-appearance order (determinism)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return m[first[order]], rank[np.ravel(inverse)]
+    return m[first[order]], rank[gid]
 
 
-def dominated_rows(m: sparse.csr_array) -> np.ndarray | None:
+def dominated_rows(m: sparse.csr_array) -> np.ndarray:
     """Rows whose column set strictly contains another row's (redundant in a covering).
 
-    Returns a bool mask, or ``None`` when the test would cost too much (sum of squared
-    column counts above ``DOMINANCE_MAX_WORK``). Rows must be distinct (merge first).
+    Rows must be distinct (merge first); computed in bounded blocks by :mod:`siting._reduce`.
     """
-    col_nnz = np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
-    if int((col_nnz**2).sum()) > DOMINANCE_MAX_WORK:
-        return None
-    b = m.astype(np.int32)
-    overlap = sparse.csr_array(b @ b.T).tocoo()
-    nnz = np.diff(m.indptr)
-    sub = (overlap.row != overlap.col) & (overlap.data == nnz[overlap.row]) & (nnz[overlap.row] < nnz[overlap.col])
-    out = np.zeros(m.shape[0], dtype=bool)
-    out[overlap.col[sub]] = True
-    return out
+    return _reduce.dominated_rows(_reduce.binary_csr(m))
 
 
 @dataclass(frozen=True)
@@ -374,9 +351,8 @@ def _force_and_dominate(m: sparse.csr_array, weight: np.ndarray, cell_row: np.nd
             is_forced[forced] = 1
             keep &= (m @ is_forced) == 0
         dom = dominated_rows(m)
-        stats["dominance_tested"] = int(dom is not None)
-        if dom is not None:
-            keep &= ~dom
+        stats["dominated_rows"] = int(dom.sum())
+        keep &= ~dom
     new_pos = np.cumsum(keep) - 1
     mapped = np.where(cell_row >= 0, cell_row, 0)
     cell_row = np.where((cell_row >= 0) & keep[mapped], new_pos[mapped], -1)
