@@ -33,7 +33,7 @@ from ._report_html import (
 
 SUMMARY_NAME = "summary.json"
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
-TABLES = ("bands", "planning_units", "rules", "new_facilities", "existing_facilities", "uncoverable")
+TABLES = ("bands", "reach", "planning_units", "rules", "new_facilities", "existing_facilities", "uncoverable")
 STATUS_ZH = {"met": "满足", "not_met": "未满足", "not_applicable": "不适用"}
 STATUS_LABEL = {"met": "✓ met 满足", "not_met": "✗ NOT MET 未满足", "not_applicable": "– n/a 不适用"}
 
@@ -205,6 +205,27 @@ def _curve_rows(plan: Any) -> list[dict] | None:
     if curve is None:
         return None
     return [{k: _jsonable(v) for k, v in row.items()} for row in curve.to_dict(orient="records")]
+
+
+def _reach_section(ctx: Any) -> tuple[Section, Table]:
+    """Per band, before solving: who has an existing institution / any candidate within the owed radius."""
+    from .reach import reach_summary
+
+    frame = reach_summary(ctx.demand, ctx.sites, ctx.reach)
+    pct = lambda v: f_pct(None if v is None else 100 * v)  # noqa: E731
+    cols = (Col("band", "密度分区", "Band"), Col("rule_id", "规则", "Rule"), Col("n_cells", "网格数", "Cells", f_int),
+            Col("elderly", "老年人", "Elderly", f_int),
+            Col("share_existing", "现有机构可达", "Share with an existing institution in reach", pct),
+            Col("share_candidate", "候选点可达", "Share with a candidate site in reach", pct),
+            Col("uncoverable_elderly", "无法覆盖", "Uncoverable elderly (no site in reach)", f_int))
+    meta = ctx.reach.meta
+    detour = meta.get("detour_ratio_median")
+    how = (f"network ({meta.get('network_kind', 'walk')}), median detour network ÷ straight line "
+           f"{detour:.2f}" if ctx.reach.mode == "network" and detour else ctx.reach.mode)
+    table = Table(cols, tuple(frame.to_dict(orient="records")), csv="reach",
+                  caption=f"before solving; distance: {how}; shares are of the band's elderly, within the radius "
+                          "its rule owes")
+    return Section("可达性", "Reach before the plan", tables=(table,)), table
 
 
 def _curve_section(summary: dict) -> tuple[Section, Table] | None:
@@ -538,8 +559,9 @@ def build_document(summary: dict, ctx: chk.Ctx, maps_dir: Path | None = None) ->
     ex_md, ex_csv = _existing_table(summary)
     unc_section, unc_csv = _uncoverable_section(ctx, _uncoverable_rows(ctx))
     status = f" (solver {summary['solver']['status']}, gap {_gap(summary['solver']['gap'])})"
+    reach_sec, reach_tab = _reach_section(ctx)
     sections += [
-        demand,
+        demand, reach_sec,
         Section("覆盖", "Coverage before vs after" + status, tables=(_coverage_only(demand.tables[0]),)),
         Section("规划单元", "Planning units", tables=(units,)),
         Section("规则核查", "Rules", tables=(_rules_md(rules),)),
@@ -558,7 +580,7 @@ def build_document(summary: dict, ctx: chk.Ctx, maps_dir: Path | None = None) ->
         "7th national population census (2020).",)))
     title = f"养老机构布局缺口报告 · Elderly-care institution gap report — {ctx.scenario.title or ctx.scenario.name}"
     doc = Doc(title=title, lead=_lead(ctx, summary), sections=tuple(sections))
-    return doc, [demand.tables[0], units, rules, new, ex_csv, unc_csv] + ([curve[1]] if curve else [])
+    return doc, [demand.tables[0], reach_tab, units, rules, new, ex_csv, unc_csv] + ([curve[1]] if curve else [])
 
 
 def _coverage_only(t: Table) -> Table:
