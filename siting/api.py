@@ -189,6 +189,11 @@ def write_outputs(res: RunResult, out_dir: Path, *, progress: Progress | None = 
         with _stage("maps", res.timings, progress):
             outputs += maps.draw_maps(out_dir / "maps", *args, png=sc.outputs.maps.png,
                                       pdf=sc.outputs.maps.pdf, dpi=sc.outputs.maps.dpi)
+    if sc.outputs.maps.html:
+        from .html_map import draw_html
+
+        with _stage("html map", res.timings, progress):
+            outputs.append(draw_html(out_dir / "maps" / "map.html", *args))
     with _stage("layers", res.timings, progress):
         outputs += export.write_layers(out_dir, *args, formats=tuple(sc.outputs.formats), crs=sc.outputs.crs)
     with _stage("report", res.timings, progress):

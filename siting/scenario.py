@@ -381,7 +381,7 @@ class MapOptions(Strict):
     png: bool = True
     pdf: bool = True
     dpi: PositiveInt = Field(200, le=1200)
-    html: bool = Field(False, description="interactive HTML map (folium, if installed)")
+    html: bool = Field(False, description="interactive map maps/map.html (self-contained SVG: zoom, pan, hover)")
 
 
 class OutputSpec(Strict):
