@@ -66,7 +66,7 @@ def test_lscp_siting_matches_scipy_milp(instance: _instances.Instance, tmp_path:
     assert rec["status"] == "optimal"
     assert rec["objective"] == scipy_set_cover(instance)
     assert rec["n_selected"] == rec["objective"]
-    assert rec["peak_mb"] > rec["rss_base_mb"] > 0
+    assert rec["peak_mb"] >= rec["rss_base_mb"] > 0  # ru_maxrss: the peak may predate the clock
     assert rec["t_total"] == pytest.approx(rec["t_reach"] + rec["t_build"] + rec["t_solve"], rel=1e-6, abs=1e-6)
 
 
