@@ -93,8 +93,9 @@ def draw_html(path: Path, scenario: Any, rules: Any, demand: Any, sites: Any, re
     legend = " · ".join(f'<span style="color:{c}">■</span> {k}' for k, c in COLOURS.items())
     title = html.escape(f"{scenario.title or scenario.name} — rule set {rules.name}, {reach.mode} distance")
     doc = (f"<!DOCTYPE html><html lang='zh'><head><meta charset='utf-8'><title>{title}</title>"
-           "<style>body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC','Source Han Sans SC',sans-serif;margin:1em} svg{border:1px solid #999;width:100%;height:80vh;"
-           "cursor:grab}</style></head><body>"
+           "<style>body{font-family:'Noto Sans CJK SC','Microsoft YaHei','PingFang SC','Source Han Sans SC',"
+           "sans-serif;margin:1em} svg{border:1px solid #999;width:100%;height:80vh;cursor:grab}</style>"
+           "</head><body>"
            f"<h2>{title}</h2><p>{legend} · <span style='color:#1f3a93'>■</span> existing · "
            "<span style='color:#8e44ad'>●</span> new. Wheel to zoom, drag to pan, hover for numbers. "
            "© OpenStreetMap contributors.</p>"

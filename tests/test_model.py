@@ -499,3 +499,17 @@ def test_highs_and_cbc_give_the_same_plan(t: Tiny) -> None:
     a, b = (p.new_sites[["site_id", "beds"]].to_dict("records") for p in plans)
     assert a == b
     assert plans[0].existing["action"].tolist() == plans[1].existing["action"].tolist()
+
+
+def test_plan_starts_from_the_greedy_start_and_keeps_the_exact_optimum() -> None:
+    """The MIP start and the compact (nursing block solved in closed form) problem keep the optimum."""
+    t = line_instance()
+    sc = make_scenario()
+    problem, _ = model.build_problem(sc, PRESET, *t.objects())  # full problem, ZJ-NURSE rows included
+    p = model.plan(sc, PRESET, *t.objects())
+    assert p.solver.status == "optimal"
+    assert p.cost_total == pytest.approx(scipy_optimum(problem), rel=1e-9)
+    start = p.solver.options["stages"][0]["warm_start"]
+    assert start is not None and start["objective"] >= p.cost_total - 1e-3
+    added = p.new_sites["beds"].sum() + p.existing["beds_added"].sum()
+    assert p.new_sites["nursing_beds"].sum() + p.existing["nursing_beds_added"].sum() >= 0.58 * added

@@ -1,0 +1,100 @@
+"""The greedy MIP start (siting._warmstart): feasible, never better than the optimum, exact bed repair."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_model import HYP, PRESET, RULES, Tiny, brute_force, line_instance, make_scenario, tiny_instances
+
+from siting import _warmstart, model
+from siting.solve import SolverOptions
+
+
+@HYP
+@given(t=tiny_instances(), n_mod=st.integers(0, 2), guided=st.booleans(), seed=st.integers(0, 99))
+def test_start_is_feasible_whenever_a_plan_exists_and_never_beats_the_optimum(t: Tiny, n_mod: int, guided: bool,
+                                                                                 seed: int) -> None:
+    sc = make_scenario(existing_facilities={"max_expansion_modules": n_mod})
+    truth = brute_force(t, sc)
+    problem, idx = model.build_problem(sc, RULES, *t.objects())
+    guide = np.random.default_rng(seed).random(len(idx.col_x)) if guided else None  # any guide in [0, 1]
+    x = _warmstart.greedy_start(problem, idx, guide)
+    if truth is None:
+        assert x is None
+        return
+    assert x is not None
+    assert _warmstart.is_feasible(problem, x)
+    assert problem.c @ x + problem.offset >= truth[0] - 1e-3
+
+
+def test_start_on_the_line_instance_covers_and_meets_beds() -> None:
+    t = line_instance()
+    sc = make_scenario()
+    problem, idx = model.build_problem(sc, RULES, *t.objects())
+    x = _warmstart.greedy_start(problem, idx)
+    assert x is not None and _warmstart.is_feasible(problem, x)
+    assert x[idx.col_x].sum() >= 2  # the 2 km line needs at least two new 500 m sites besides x=0
+
+
+def test_is_feasible_rejects_a_plan_that_opens_nothing() -> None:
+    problem, _ = model.build_problem(make_scenario(), RULES, *line_instance().objects())
+    assert not _warmstart.is_feasible(problem, np.zeros(problem.A.shape[1]))
+
+
+def test_no_start_for_max_coverage() -> None:
+    sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6})
+    problem, idx = model.build_problem(sc, RULES, *line_instance().objects())
+    assert _warmstart.greedy_start(problem, idx) is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bed_knapsack_is_exact(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    groups = []
+    for _ in range(rng.integers(1, 5)):
+        opts = [(0.0, 0.0, [])] + [(float(rng.choice([30, 60, 90, 150])), float(rng.integers(1, 20)), [])
+                                   for _ in range(rng.integers(1, 4))]
+        groups.append({"clear": [], "options": opts})
+    need = float(rng.integers(1, 400))
+    best = None
+    for pick in itertools.product(*[range(len(g["options"])) for g in groups]):
+        beds = sum(g["options"][k][0] for g, k in zip(groups, pick, strict=True))
+        cost = sum(g["options"][k][1] for g, k in zip(groups, pick, strict=True))
+        if beds >= need and (best is None or cost < best):
+            best = cost
+    choice = _warmstart._knapsack(groups, need)
+    if best is None:
+        assert choice is None
+        return
+    assert choice is not None
+    beds = sum(g["options"][k][0] for g, k in zip(groups, choice, strict=True))
+    cost = sum(g["options"][k][1] for g, k in zip(groups, choice, strict=True))
+    assert beds >= need
+    assert cost == pytest.approx(best)
+
+
+def test_compact_problem_drops_the_nursing_block_and_fill_meets_it() -> None:
+    t = replace(line_instance(), radius=np.full(20, np.nan), elderly=np.full(20, 100.0))
+    sc = make_scenario()
+    problem, idx = model.build_problem(sc, PRESET, *t.objects())  # ZJ-NURSE 0.58 enforced
+    small, keep, fill = model.compact_problem(problem, idx, PRESET)
+    assert small.A.shape[0] < problem.A.shape[0] and not keep[idx.col_nurse].any()
+    res = model.run_solver(small, SolverOptions(time_limit_s=30))
+    x = fill(res.x)
+    assert _warmstart.is_feasible(problem, x)  # every nursing row of the full model holds
+    assert problem.c @ x == pytest.approx(res.objective - small.offset)
+
+
+def test_run_solver_never_returns_less_than_the_start() -> None:
+    """A run cut short (time limit 0) returns the start as a time_limit incumbent, never no_solution."""
+    problem, idx = model.build_problem(make_scenario(), RULES, *line_instance().objects())
+    x = _warmstart.greedy_start(problem, idx)
+    res = model.run_solver(problem, SolverOptions(time_limit_s=0.0), warm_start=x)
+    assert res.x is not None and res.status in ("time_limit", "optimal")
+    assert res.objective <= problem.c @ x + problem.offset + 1e-6
+    assert res.objective == pytest.approx(problem.c @ res.x + problem.offset)
