@@ -63,6 +63,7 @@ from scipy import sparse
 
 from . import _reduce
 from . import solve as _solve_mod
+from . import units as units_mod
 from .solve import MilpProblem, SolveResult, SolverOptions
 
 LEX_REL_TOL = 1e-7  # a later stage may lose at most this share of the earlier objective
@@ -282,7 +283,7 @@ def beds_required(unit_elderly: np.ndarray, ratio: float | None) -> np.ndarray:
     """ceil(ratio × elderly / 10,000) per unit (ZJ-BEDS); zeros when no rule."""
     if ratio is None:
         return np.zeros(len(unit_elderly), dtype=np.int64)
-    return np.ceil(ratio * np.asarray(unit_elderly, dtype=float) / 10_000.0 - 1e-9).clip(0).astype(np.int64)
+    return units_mod.beds_required(unit_elderly, ratio)  # one ZJ-BEDS rounding for demand and model
 
 
 # ----------------------------------------------------------------------------- coverage reduction
