@@ -755,28 +755,8 @@ def solver_options(scenario: Any, *, time_limit_s: float | None = None) -> Solve
                          mip_gap=s.mip_gap, threads=s.threads, seed=s.seed)
 
 
-def _solve_scipy(problem: MilpProblem, options: SolverOptions) -> SolveResult:
-    """HiGHS inside scipy — used only while :func:`siting.solve.solve_milp` is a stub."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
-    sign = -1.0 if problem.sense == "max" else 1.0
-    cons = [LinearConstraint(problem.A, problem.row_lb, problem.row_ub)] if problem.A.shape[0] else []
-    opts: dict[str, Any] = {"mip_rel_gap": options.mip_gap, "disp": options.verbose}
-    if options.time_limit_s is not None:
-        opts["time_limit"] = options.time_limit_s
-    t0 = time.perf_counter()
-    res = milp(sign * problem.c, constraints=cons, integrality=problem.integrality.astype(int),
-               bounds=Bounds(problem.col_lb, problem.col_ub), options=opts)
-    status = {0: "optimal", 2: "infeasible"}.get(res.status, "time_limit" if res.x is not None else "no_solution")
-    obj = None if res.x is None else float(problem.c @ res.x + problem.offset)
-    bound = getattr(res, "mip_dual_bound", None)
-    bound = None if bound is None or not np.isfinite(bound) else float(sign * bound + problem.offset)
-    return SolveResult(status=status, x=res.x, objective=obj, bound=bound, gap=getattr(res, "mip_gap", None),
-                       seconds=time.perf_counter() - t0, solver="highs(scipy)")
-
-
 def run_solver(problem: MilpProblem, options: SolverOptions, warm_start: np.ndarray | None = None) -> SolveResult:
-    """:func:`siting.solve.solve_milp`, or scipy's HiGHS while that is not implemented yet.
+    """:func:`siting.solve.solve_milp` with the model's warm-start handling.
 
     With a start that meets every row (:func:`siting._warmstart.is_feasible`) the result is never
     worse than the start: a run that stops without a plan, or with a worse one, returns the start
@@ -788,15 +768,12 @@ def run_solver(problem: MilpProblem, options: SolverOptions, warm_start: np.ndar
     from . import _warmstart
 
     start = warm_start if warm_start is not None and _warmstart.is_feasible(problem, warm_start) else None
-    try:
-        if options.name == "highs" and start is not None:
-            res = _solve_mod._solve_highs(problem, options, np.asarray(start, dtype=np.float64))
-            if not _solve_mod._consistent(problem, res):
-                res = _honest(problem, res, res.x, options, start)
-        else:
-            res = _solve_mod.solve_milp(problem, options, warm_start=warm_start)
-    except NotImplementedError:
-        return _solve_scipy(problem, options)
+    if options.name == "highs" and start is not None:
+        res = _solve_mod._solve_highs(problem, options, np.asarray(start, dtype=np.float64))
+        if not _solve_mod._consistent(problem, res):
+            res = _honest(problem, res, res.x, options, start)
+    else:
+        res = _solve_mod.solve_milp(problem, options, warm_start=warm_start)
     if start is not None and res.status in ("time_limit", "no_solution"):
         value = float(problem.c @ start + problem.offset)
         worse = res.objective is None or (res.objective > value if problem.sense == "min" else res.objective < value)
