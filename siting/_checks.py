@@ -56,14 +56,9 @@ def _bounds(b: Any) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in xs) + ")"
 
 
-def _norm_code(values: Any) -> Any:
-    """Census codes as text: 330102, 330102.0 and ' 330102' all read '330102'."""
-    return values.astype(str).str.strip().str.replace(r"\.0+$", "", regex=True)
-
-
 def check_census_codes(sc: Any, frames: dict[str, gpd.GeoDataFrame]) -> None:
     """Every census unit inside the study area has its code exactly once in the census table."""
-    from ._layers import read_table
+    from ._layers import norm_code, read_table
 
     c = sc.demand.census
     units, study = frames.get("demand.census.units"), frames.get("study_area")
@@ -75,8 +70,8 @@ def check_census_codes(sc: Any, frames: dict[str, gpd.GeoDataFrame]) -> None:
                         hints=("columns: " + ", ".join(map(str, table.columns)),))
     area = shapely.union_all(study.geometry.to_numpy())
     inside = units.iloc[units.sindex.query(area, predicate="intersects")]
-    wanted = sorted(set(_norm_code(inside[c.unit_code_field])))
-    have = _norm_code(table[c.code_field]).value_counts()
+    wanted = sorted(set(norm_code(inside[c.unit_code_field])))
+    have = norm_code(table[c.code_field]).value_counts()
     missing = [code for code in wanted if code not in have.index]
     if missing:
         raise DataError(

@@ -47,6 +47,11 @@ def _where_mask(df: pd.DataFrame, where: dict[str, Any], field: str, path: Path)
     return mask
 
 
+def norm_code(values: pd.Series) -> pd.Series:
+    """Census codes as text: 330102, 330102.0 and ' 330102' all read '330102'."""
+    return values.astype(str).str.strip().str.replace(r"\.0+$", "", regex=True)
+
+
 def read_table(path: Path, *, field: str) -> pd.DataFrame:
     """Read a CSV table as text-safe columns, trying UTF-8 then GBK (common in Chinese offices)."""
     if not path.exists():

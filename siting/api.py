@@ -267,18 +267,10 @@ def validate(path: str | Path) -> list[str]:
     if sc.demand.raster:
         _check_file(sc.demand.raster.path, "demand.raster.path")
     notes += _checks.data_checks(sc, frames)  # extents overlap, census codes, graph parses, GCJ-02
-    smallest = min((b.radius_at(_speed(sc)) for b in rules.bands if b.radius_at(_speed(sc))), default=None)
-    if smallest is not None and sc.grid.cell_size_m > smallest:
-        raise SitingError(
-            f"{sc.source_path}: grid.cell_size_m = {sc.grid.cell_size_m:g} m is larger than the smallest "
-            f"owed radius ({smallest:g} m, rule set {rules.name})",
-            hints=("use cells no larger than the smallest radius, e.g. 100 m",),
-        )
+    from .density import check_cell_size
+
+    check_cell_size(rules, cell_m=sc.grid.cell_size_m, speed_kmh=sc.speed_kmh())
     return notes
-
-
-def _speed(sc: Scenario) -> float:
-    return sc.distance.network.speed_kmh if sc.distance.network else 4.5
 
 
 def _required_fields(sc: Scenario, field_name: str) -> list[str]:

@@ -22,10 +22,9 @@ from . import density as dens
 from . import units as pu
 from ._errors import DataError, RuleError, ScenarioError
 from ._grid import Grid, area_on_grid, cover_fraction
-from ._layers import check_overlap, read_layer, read_table
+from ._layers import check_overlap, norm_code, read_layer, read_table
 from ._raster import points_on_grid, raster_on_grid
 
-DEFAULT_SPEED_KMH = 4.5
 MIN_CELL_ELDERLY = 1e-9  # sliver intersections below this are not cells
 SHARE_TOL = 1e-6  # a census unit with ≥ 99.9999 % of its weight inside is whole
 WATER_LANDUSE = ("reservoir", "basin", "water")
@@ -64,19 +63,9 @@ class DemandGrid:
 # ------------------------------------------------------------------ small helpers
 
 
-def _speed_kmh(scenario: Any) -> float:
-    net = getattr(scenario.distance, "network", None)
-    return float(net.speed_kmh) if net is not None and net.speed_kmh else DEFAULT_SPEED_KMH
-
-
 def _dissolve(geoms: Any) -> shapely.Geometry:
     g = shapely.union_all(np.asarray(geoms))
     return g if g.is_valid else shapely.make_valid(g)
-
-
-def _norm_code(values: pd.Series) -> pd.Series:
-    """Census codes as text: 330102, 330102.0 and ' 330102' all read '330102'."""
-    return values.astype(str).str.strip().str.replace(r"\.0+$", "", regex=True)
 
 
 def _layer_notes(gdf: gpd.GeoDataFrame) -> list[str]:
@@ -215,7 +204,7 @@ def _census_counts(spec: Any) -> pd.DataFrame:
             raise DataError(f"{spec.table}: column {col!r} missing (scenario field `demand.census.{key}`)",
                             hints=("columns: " + ", ".join(map(str, table.columns)),))
     name_col = next((c for c in ("name", "county", "district") if c in table.columns), spec.code_field)
-    out = pd.DataFrame({"code": _norm_code(table[spec.code_field]), "name": table[name_col].astype(str),
+    out = pd.DataFrame({"code": norm_code(table[spec.code_field]), "name": table[name_col].astype(str),
                         "raw": table[spec.count_column]})
     return out
 
@@ -242,7 +231,7 @@ def _count_of(table: pd.DataFrame, code: str, spec: Any) -> tuple[float, str]:
 def _census_polygons(spec: Any, crs: str, area: shapely.Geometry) -> tuple[dict[str, shapely.Geometry], list[str]]:
     units = read_layer(spec.units, field="demand.census.units", crs=crs, geometry="polygon",
                        required_fields=[spec.unit_code_field])
-    codes = _norm_code(units[spec.unit_code_field])
+    codes = norm_code(units[spec.unit_code_field])
     polys = {c: _dissolve(units.geometry[codes == c]) for c in sorted(codes.unique())}
     shapely.prepare(area)
     touching = {c: g for c, g in polys.items() if shapely.intersects(area, g)
@@ -427,7 +416,7 @@ def _polygon_units(scenario: Any, area: shapely.Geometry, cells: pd.DataFrame, c
     spec = scenario.planning_units
     layer = read_layer(spec.layer, field="planning_units.layer", crs=crs, geometry="polygon",
                        required_fields=[spec.id_field, spec.name_field])
-    ids = _norm_code(layer[spec.id_field]).to_numpy(dtype=object)
+    ids = norm_code(layer[spec.id_field]).to_numpy(dtype=object)
     names = layer[spec.name_field].astype(str).to_numpy(dtype=object)
     dup = pd.Series(ids)[pd.Series(ids).duplicated()]
     if not dup.empty:
@@ -546,7 +535,7 @@ def build(scenario: Any, rules: Any = None) -> DemandGrid:
         from .rules import load_rule_set
 
         rules = load_rule_set(scenario.rules.set, scenario.rules.overrides)
-    crs, cell_m, speed = scenario.grid.crs, float(scenario.grid.cell_size_m), _speed_kmh(scenario)
+    crs, cell_m, speed = scenario.grid.crs, float(scenario.grid.cell_size_m), scenario.speed_kmh()
     dens.check_cell_size(rules, cell_m=cell_m, speed_kmh=speed)
     study = read_layer(scenario.study_area, field="study_area", crs=crs, geometry="polygon")
     notes = _layer_notes(study)

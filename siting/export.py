@@ -238,7 +238,7 @@ def service_areas_layer(scenario: Any, rules: Any, demand: Any, sites: Any, reac
                         plan: Any) -> gpd.GeoDataFrame:
     """Service areas of the open institutions, per band radius (see the module docstring)."""
     opened = _open_sites(sites, plan)
-    speed = _speed_kmh(scenario)
+    speed = scenario.speed_kmh()
     bands = _radius_bands(rules, speed)
     if reach.mode == "network":
         frame, geoms = _network_areas(demand, reach, opened, bands)
@@ -289,11 +289,6 @@ def _as_multi(geom: Any) -> Any:
         return shapely.MultiPolygon([geom])
     polys = [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon)]
     return shapely.MultiPolygon(polys)
-
-
-def _speed_kmh(scenario: Any) -> float:
-    net = getattr(getattr(scenario, "distance", None), "network", None)
-    return float(net.speed_kmh) if net is not None else 4.5
 
 
 def build_layers(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any,

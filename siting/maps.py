@@ -219,7 +219,7 @@ def map_density_bands(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules:
     fig = Figure(figsize=SINGLE_SIZE)
     ax = fig.add_axes((0.03, 0.14, 0.94, 0.74))
     extent = _map_extent(demand)
-    speed = export._speed_kmh(scenario)
+    speed = scenario.speed_kmh()
     names = [b.name for b in rules.bands]
     colour_of = {n: BAND_COLOURS[min(i, len(BAND_COLOURS) - 1)] for i, n in enumerate(names)}
     cells = layers["demand_cells"]
@@ -300,7 +300,7 @@ def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any,
     ]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.025), ncol=4, fontsize=8.5,
                frameon=False)
-    rule_ids = "/".join(b.rule_id for b in rules.bands if b.radius_at(export._speed_kmh(scenario)))
+    rule_ids = "/".join(b.rule_id for b in rules.bands if b.radius_at(scenario.speed_kmh()))
     _titles(fig, f"服务半径覆盖 · Coverage before vs after ({rule_ids})", scenario, rules, reach,
             demand.cells.crs)
     return fig

@@ -33,6 +33,7 @@ from ._data import ENV_VAR, data_root
 from ._errors import ScenarioError
 
 SCHEMA_VERSION = 1
+DEFAULT_SPEED_KMH = 4.5  # walking speed for time-based rules (NX-15MIN) when no network block sets one
 DEFAULT_SCENARIO = "hangzhou_shangcheng.yaml"
 
 
@@ -418,6 +419,11 @@ class Scenario(Strict):
     outputs: OutputSpec = Field(default_factory=OutputSpec)
     source_path: Path | None = Field(None, exclude=True, description="set by the loader")
     source_sha256: str | None = Field(None, exclude=True, description="set by the loader")
+
+    def speed_kmh(self) -> float:
+        """Walking speed that turns time radii (NX-15MIN) into metres: the network's, else 4.5 km/h."""
+        net = self.distance.network
+        return float(net.speed_kmh) if net is not None else DEFAULT_SPEED_KMH
 
     def output_dir(self) -> Path:
         """The run's output folder (scenario value, else ``out/<name>``)."""

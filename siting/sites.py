@@ -56,6 +56,7 @@ class Sites:
     crs: str
     meta: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    hospitals: np.ndarray | None = None  # hospital points (metres) read once, for sites added later
 
     @property
     def n_existing(self) -> int:
@@ -474,7 +475,8 @@ def add_gap_candidates(scenario: Any, demand: Any, sites: Sites, cells: np.ndarr
     new = _frame(sites.crs, site_id=ids, kind="candidate", name="", x=xy[picked, 0], y=xy[picked, 1], beds=0,
                  beds_assumed=False, cost_open=float(scenario.costs.site), landuse="gap_fill")
     new = _assign_units(new, getattr(demand, "units", None))
-    new["near_hospital"] = _near_hospital(new, hospital_points(scenario))
+    hospitals = sites.hospitals if sites.hospitals is not None else hospital_points(scenario)
+    new["near_hospital"] = _near_hospital(new, hospitals)
     table = gpd.GeoDataFrame(pd.concat([sites.table, new[COLUMNS]], ignore_index=True), geometry="geometry",
                              crs=sites.crs)
     table["beds"] = table["beds"].astype(np.int64)
@@ -483,7 +485,7 @@ def add_gap_candidates(scenario: Any, demand: Any, sites: Sites, cells: np.ndarr
             "(candidates.generate.fill_gaps)")
     meta = {**sites.meta, "n_candidates": int(sites.meta.get("n_candidates", 0)) + len(picked),
             "n_gap_candidates": int(sites.meta.get("n_gap_candidates", 0)) + len(picked)}
-    return Sites(table=table[COLUMNS], crs=sites.crs, meta=meta, notes=(*sites.notes, note))
+    return Sites(table=table[COLUMNS], crs=sites.crs, meta=meta, notes=(*sites.notes, note), hospitals=hospitals)
 
 
 def build(scenario: Any, demand: Any) -> Sites:
@@ -525,4 +527,4 @@ def build(scenario: Any, demand: Any) -> Sites:
     meta = {"n_existing": len(existing), "n_existing_outside_study_area": outside, "n_candidates": len(cands),
             "candidates_mode": scenario.candidates.mode, "near_hospital_m": NEAR_HOSPITAL_M,
             "n_hospitals": None if hospitals is None else len(hospitals), "gcj02_suspected": gcj is not None}
-    return Sites(table=table[COLUMNS], crs=crs, meta=meta, notes=tuple(notes))
+    return Sites(table=table[COLUMNS], crs=crs, meta=meta, notes=tuple(notes), hospitals=hospitals)
