@@ -59,6 +59,7 @@ class SolverOptions:
     threads: int = 2
     seed: int = 0
     verbose: bool = False
+    max_nodes: int | None = None  # HiGHS branch-and-bound node limit: a deterministic work cap
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,8 @@ def _highs_options(h: Any, o: SolverOptions) -> None:
     h.setOptionValue("random_seed", int(o.seed))
     if o.time_limit_s is not None:
         h.setOptionValue("time_limit", float(max(o.time_limit_s, 0.0)))
+    if o.max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", int(o.max_nodes))
 
 
 def _highs_pass(h: Any, highspy: Any, p: MilpProblem) -> None:
