@@ -7,9 +7,26 @@ never an N × M array:
 * euclidean: a KD-tree per distinct radius (``cKDTree.sparse_distance_matrix``);
 * network: cells and sites snapped to the nearest street node (offset added as a straight
   line, capped at ``snap_limit_m``), then radius-bounded Dijkstra (scipy ``csgraph``) from the
-  side with fewer distinct nodes, in chunks. Distances are for an older person travelling
+  side with fewer distinct nodes. Distances are for an older person travelling
   **from the cell to the institution** (a directed drive graph is searched backwards from
   the sites, forwards from the cells).
+
+Local subgraphs (why a city-scale search takes seconds, not minutes): scipy's Dijkstra
+fills an n_sources × n_nodes array per call even with ``limit``, so searching the whole
+800k-node graph costs ~20 s. Instead the source nodes are bucketed into square tiles of side
+3 ``D`` (``TILE_REACHES``; ``D`` = the largest search distance, widened as below); each
+tile's sources search only the subgraph of the nodes inside their bounding box grown by
+their own ``D`` (at most 5 D × 5 D: ~2.5k nodes on a 100 m street grid at D = 1 km), so no
+array is ever sources × whole graph. Tiles of one ``D`` cost twice as much at city scale
+(the fixed cost per tile dominates); larger ones gain nothing.
+
+This is exact: with ``ratio`` = min over edges of length ÷ straight line between the
+projected end nodes, a path of network length L never
+gets further than L / ratio from its start, so every path within the search limit lies in
+the subgraph and Dijkstra there finds the same distances. ``D`` = limit / ratio, widened by
+1e-9 relative + 1 µm for rounding. osmnx's geodesic lengths can be a little below projected
+distances (ratio ~0.999); a graph with ratio < 0.5 (e.g. a 1 µm edge joining far-apart
+nodes) falls back to the whole-graph search, and ``meta["dijkstra_search"]`` says so.
 
 Results are cached as ``.npz`` keyed by the hashes of what determines them (cell coordinates
 and radii, site coordinates, mode, graph sha256, snap limit), so a re-run with other costs
@@ -45,6 +62,10 @@ CACHE_VERSION = "reach-v1"
 MAX_RADIUS_GROUPS = 32  # more distinct radii are bucketed, queried at the bucket maximum
 DIJKSTRA_BLOCK = 20_000_000  # float64 entries per Dijkstra chunk (sources × nodes), ~160 MB
 DETOUR_MIN_STRAIGHT_M = 100.0  # detour ratios only for pairs at least this far apart
+MIN_LENGTH_RATIO = 0.5  # below (edge length ÷ straight line) the local search would be too wide: whole graph
+TILE_EPS_REL, TILE_EPS_M = 1e-9, 1e-6  # widening of the local disc for floating-point rounding
+MAX_TILES_PER_SIDE = 2048  # tiles grow on a huge extent so the bucket index stays small
+TILE_REACHES = 3.0  # tile side in search distances D: subgraph (3 + 2)² D², ~20 sources a tile at city density
 
 
 @dataclass(frozen=True)
@@ -189,21 +210,52 @@ class _Side:
     members: np.ndarray
 
 
-def network_matrix(
-    graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap, *, n_sites: int
-) -> tuple[sparse.csr_array, dict[str, Any]]:
-    """Network distances cell → site within each cell's radius, as CSR (n_cells × n_sites).
+@dataclass(frozen=True)
+class _Search:
+    """A prepared network search: sources, their budgets, targets and how to turn paths into pairs.
 
-    Dijkstra runs from the side with fewer distinct snapped nodes, bounded by the largest
-    radius less the snap offsets; a distance is offset(cell) + path + offset(site).
+    Dijkstra runs from ``src_nodes`` over ``adj`` (``graph.adj`` from cells, its transpose from
+    sites, so a path is always cell → site); a source node may search ``node_budget`` metres
+    less the smallest target offset.
     """
+
+    src: _Side
+    tgt: _Side
+    from_sites: bool
+    adj: sparse.csr_array
+    radius: np.ndarray
+    node_budget: np.ndarray
+    src_nodes: np.ndarray
+    tgt_nodes: np.ndarray
+    src_group: tuple[np.ndarray, np.ndarray]
+    tgt_group: tuple[np.ndarray, np.ndarray]
+    min_tgt_off: float
+
+    def limit(self, nodes: np.ndarray) -> float:
+        """Dijkstra ``limit`` for a batch of source nodes (metres of path)."""
+        return float(self.node_budget[nodes].max()) - self.min_tgt_off
+
+    def pairs(self, nodes: np.ndarray, r: np.ndarray, t_node: np.ndarray,
+              path: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cell, site, distance) of the member pairs behind node paths ``nodes[r]`` → ``t_node``."""
+        src, tgt = self.src, self.tgt
+        t_rep, t_mem = _expand(t_node, *self.tgt_group)
+        near = path[t_rep] + tgt.offset[t_mem] <= self.node_budget[nodes[r[t_rep]]]  # necessary
+        t_rep, t_mem = t_rep[near], t_mem[near]
+        s_rep, s_mem = _expand(nodes[r[t_rep]], *self.src_group)
+        d = path[t_rep][s_rep] + tgt.offset[t_mem][s_rep] + src.offset[s_mem]
+        cell, site = (t_mem[s_rep], s_mem) if self.from_sites else (s_mem, t_mem[s_rep])
+        keep = d <= self.radius[cell]
+        return cell[keep], site[keep], d[keep]
+
+
+def _prepare(graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap) -> _Search | None:
+    """Pick the search side (fewer distinct nodes) and each source node's budget; None if nothing to do."""
     cells = _Side(cell_snap.node, cell_snap.offset_m,
                   np.flatnonzero(cell_snap.snapped & np.isfinite(radius)))
     sites = _Side(site_snap.node, site_snap.offset_m, np.flatnonzero(site_snap.snapped))
-    shape = (len(radius), n_sites)
-    info: dict[str, Any] = {"dijkstra_sources": 0, "dijkstra_from": None}
     if cells.members.size == 0 or sites.members.size == 0:
-        return sparse.csr_array(shape, dtype=np.float64), info
+        return None
     from_sites = np.unique(sites.node[sites.members]).size <= np.unique(cells.node[cells.members]).size
     src, tgt = (sites, cells) if from_sites else (cells, sites)
     adj = graph.adj.T.tocsr() if from_sites else graph.adj  # path cell → site either way
@@ -214,32 +266,193 @@ def network_matrix(
     np.maximum.at(node_budget, src.node[src.members], budget[src.members])
     src_nodes = np.unique(src.node[src.members])
     src_nodes = src_nodes[node_budget[src_nodes] >= 0]
-    tgt_ptr, tgt_order = _group_by_node(tgt.node, tgt.members, graph.n_nodes)
-    src_ptr, src_order = _group_by_node(src.node, src.members, graph.n_nodes)
-    tgt_nodes = np.unique(tgt.node[tgt.members])
-    min_tgt_off = float(tgt.offset[tgt.members].min())
-    chunk = max(1, DIJKSTRA_BLOCK // graph.n_nodes)
+    return _Search(
+        src=src, tgt=tgt, from_sites=bool(from_sites), adj=adj, radius=radius, node_budget=node_budget,
+        src_nodes=src_nodes, tgt_nodes=np.unique(tgt.node[tgt.members]),
+        src_group=_group_by_node(src.node, src.members, graph.n_nodes),
+        tgt_group=_group_by_node(tgt.node, tgt.members, graph.n_nodes),
+        min_tgt_off=float(tgt.offset[tgt.members].min()),
+    )
+
+
+def _search_whole(search: _Search, n_nodes: int) -> tuple[list, list, list]:
+    """Reference search: Dijkstra on the whole graph, ``DIJKSTRA_BLOCK // n_nodes`` sources a call."""
+    chunk = max(1, DIJKSTRA_BLOCK // n_nodes)
     rows, cols, vals = [], [], []
-    for start in range(0, src_nodes.size, chunk):
-        nodes = src_nodes[start:start + chunk]
-        limit = float(node_budget[nodes].max()) - min_tgt_off
+    for start in range(0, search.src_nodes.size, chunk):
+        nodes = search.src_nodes[start:start + chunk]
+        limit = search.limit(nodes)
         if limit < 0:
             continue
-        dist = csgraph.dijkstra(adj, directed=True, indices=nodes, limit=limit)[:, tgt_nodes]
+        dist = csgraph.dijkstra(search.adj, directed=True, indices=nodes, limit=limit)[:, search.tgt_nodes]
         r, j = np.nonzero(np.isfinite(dist))
         path = dist[r, j]
         del dist
-        t_rep, t_mem = _expand(tgt_nodes[j], tgt_ptr, tgt_order)
-        near = path[t_rep] + tgt.offset[t_mem] <= node_budget[nodes[r[t_rep]]]  # necessary
-        t_rep, t_mem = t_rep[near], t_mem[near]
-        s_rep, s_mem = _expand(nodes[r[t_rep]], src_ptr, src_order)
-        d = path[t_rep][s_rep] + tgt.offset[t_mem][s_rep] + src.offset[s_mem]
-        cell, site = (t_mem[s_rep], s_mem) if from_sites else (s_mem, t_mem[s_rep])
-        keep = d <= radius[cell]
-        rows.append(cell[keep])
-        cols.append(site[keep])
-        vals.append(d[keep])
-    info.update(dijkstra_sources=int(src_nodes.size), dijkstra_from="sites" if from_sites else "cells")
+        cell, site, d = search.pairs(nodes, r, search.tgt_nodes[j], path)
+        rows.append(cell)
+        cols.append(site)
+        vals.append(d)
+    return rows, cols, vals
+
+
+# ---------------------------------------------------------------- network, local subgraphs
+
+
+def length_ratio(graph: StreetGraph) -> float:
+    """Smallest edge ``length`` ÷ straight line between its projected end nodes (edges with straight > 0).
+
+    A path of network length L then never strays further than L / ratio (straight line) from
+    its start, which makes the local search exact. 1.0 when no edge has a measurable straight line.
+    """
+    adj = graph.adj
+    u = np.repeat(np.arange(graph.n_nodes), np.diff(adj.indptr))
+    straight = np.hypot(*(graph.xy[u] - graph.xy[adj.indices]).T)
+    ok = straight > 0
+    if not ok.any():
+        return 1.0
+    return float(np.min(adj.data[ok] / straight[ok]))
+
+
+def _disc_radius(limit: float, ratio: float) -> float:
+    """Straight-line reach of a path of at most ``limit`` metres, widened for rounding."""
+    return limit / ratio * (1 + TILE_EPS_REL) + TILE_EPS_M
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    """Nodes bucketed into square tiles: the nodes of tile (x, y) are ``order[ptr[k]:ptr[k+1]]``, k = x·ny + y."""
+
+    size: float
+    origin: np.ndarray
+    shape: tuple[int, int]
+    key: np.ndarray
+    order: np.ndarray
+    ptr: np.ndarray
+
+    @classmethod
+    def build(cls, xy: np.ndarray, size: float) -> _Tiles:
+        origin = xy.min(axis=0)
+        size = max(size, float(np.ptp(xy, axis=0).max()) / MAX_TILES_PER_SIDE, 1e-3)
+        cell = np.floor((xy - origin) / size).astype(np.int64)
+        nx_, ny_ = (int(v) + 1 for v in cell.max(axis=0))
+        key = cell[:, 0] * ny_ + cell[:, 1]
+        order = np.argsort(key, kind="stable")
+        ptr = np.zeros(nx_ * ny_ + 1, dtype=np.int64)
+        np.cumsum(np.bincount(key, minlength=nx_ * ny_), out=ptr[1:])
+        return cls(size, origin, (nx_, ny_), key, order, ptr)
+
+    def nodes_near(self, xy: np.ndarray, members: np.ndarray, reach: float) -> np.ndarray:
+        """Nodes within the bounding box of ``members`` widened by ``reach`` (a superset of their discs)."""
+        lo = xy[members].min(axis=0) - reach
+        hi = xy[members].max(axis=0) + reach
+        (x0, y0), (x1, y1) = (np.clip(np.floor((b - self.origin) / self.size).astype(np.int64), 0,
+                                      np.array(self.shape) - 1) for b in (lo, hi))
+        ny_ = self.shape[1]
+        near = np.concatenate([self.order[self.ptr[x * ny_ + y0]:self.ptr[x * ny_ + y1 + 1]]
+                               for x in range(x0, x1 + 1)])
+        p = xy[near]
+        return near[((p >= lo) & (p <= hi)).all(axis=1)]
+
+
+def _subgraph(adj: sparse.csr_array, sub: np.ndarray, pos: np.ndarray) -> sparse.csr_array:
+    """Rows/columns ``sub`` of ``adj`` (``pos`` maps a node to its place in ``sub``, -1 elsewhere)."""
+    counts = adj.indptr[sub + 1] - adj.indptr[sub]  # the out-edges of each node of sub: adj.data[at]
+    row = np.repeat(np.arange(sub.size), counts)
+    at = np.repeat(adj.indptr[sub] - (np.cumsum(counts) - counts), counts) + np.arange(row.size)
+    col = pos[adj.indices[at]]
+    keep = col >= 0
+    indptr = np.zeros(sub.size + 1, dtype=np.int32)
+    np.cumsum(np.bincount(row[keep], minlength=sub.size), out=indptr[1:])
+    return sparse.csr_array((adj.data[at[keep]], col[keep].astype(np.int32), indptr), shape=(sub.size, sub.size))
+
+
+def _tile_batches(search: _Search, tiles: _Tiles) -> list[np.ndarray]:
+    """Source nodes grouped by tile, in tile order (deterministic)."""
+    key = tiles.key[search.src_nodes]
+    order = np.argsort(key, kind="stable")
+    cut = np.flatnonzero(np.diff(key[order])) + 1
+    return np.split(search.src_nodes[order], cut)
+
+
+def _search_tiles(search: _Search, xy: np.ndarray, ratio: float) -> tuple[list, list, list, dict[str, Any]]:
+    """Dijkstra per tile of sources on the subgraph of nodes within their reach (exact; see module doc)."""
+    if search.src_nodes.size == 0:
+        return [], [], [], {"tile_m": None, "tiles": 0, "subgraph_nodes_max": 0}
+    reach_max = _disc_radius(search.limit(search.src_nodes), ratio)
+    tiles = _Tiles.build(xy, TILE_REACHES * reach_max)
+    pos = np.full(len(xy), -1, dtype=np.int64)
+    is_tgt = np.zeros(len(xy), dtype=bool)
+    is_tgt[search.tgt_nodes] = True
+    rows, cols, vals = [], [], []
+    n_tiles, sub_max = 0, 0
+    for batch in _tile_batches(search, tiles):
+        limit = search.limit(batch)
+        if limit < 0:
+            continue
+        sub = tiles.nodes_near(xy, batch, _disc_radius(limit, ratio))
+        pos[sub] = np.arange(sub.size)
+        m = _subgraph(search.adj, sub, pos)
+        local_tgt = np.flatnonzero(is_tgt[sub])
+        chunk = max(1, DIJKSTRA_BLOCK // sub.size)
+        for start in range(0, batch.size, chunk):
+            nodes = batch[start:start + chunk]
+            dist = csgraph.dijkstra(m, directed=True, indices=pos[nodes], limit=search.limit(nodes))
+            dist = dist[:, local_tgt]
+            r, j = np.nonzero(np.isfinite(dist))
+            cell, site, d = search.pairs(nodes, r, sub[local_tgt[j]], dist[r, j])
+            rows.append(cell)
+            cols.append(site)
+            vals.append(d)
+        pos[sub] = -1
+        n_tiles, sub_max = n_tiles + 1, max(sub_max, int(sub.size))
+    info = {"tile_m": round(tiles.size, 3), "tiles": n_tiles, "subgraph_nodes_max": sub_max}
+    return rows, cols, vals, info
+
+
+def network_matrix(
+    graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap, *, n_sites: int
+) -> tuple[sparse.csr_array, dict[str, Any]]:
+    """Network distances cell → site within each cell's radius, as CSR (n_cells × n_sites).
+
+    Dijkstra runs from the side with fewer distinct snapped nodes, bounded by the largest
+    radius less the snap offsets; a distance is offset(cell) + path + offset(site). Sources
+    are searched per tile on the local subgraph of the nodes they can reach (same result as
+    the whole graph); a graph with an edge much shorter than its straight line (length ratio
+    < ``MIN_LENGTH_RATIO``) is searched whole.
+    """
+    shape = (len(radius), n_sites)
+    info: dict[str, Any] = {"dijkstra_sources": 0, "dijkstra_from": None}
+    search = _prepare(graph, cell_snap, radius, site_snap)
+    if search is None:
+        return sparse.csr_array(shape, dtype=np.float64), info
+    ratio = length_ratio(graph)
+    info["edge_length_ratio_min"] = ratio
+    if np.isfinite(ratio) and ratio >= MIN_LENGTH_RATIO:
+        rows, cols, vals, tile_info = _search_tiles(search, graph.xy, ratio)
+        info.update(dijkstra_search="tiles", **tile_info)
+    else:
+        log.warning("%s: an edge is %.3g × its straight line (< %g): searching the whole graph (slower)",
+                    graph.path, ratio, MIN_LENGTH_RATIO)
+        rows, cols, vals = _search_whole(search, graph.n_nodes)
+        info["dijkstra_search"] = (f"whole graph: edge length ratio {ratio:.3g} < {MIN_LENGTH_RATIO:g} "
+                                   "makes local subgraphs inexact")
+    info.update(dijkstra_sources=int(search.src_nodes.size),
+                dijkstra_from="sites" if search.from_sites else "cells")
+    return _to_csr(rows, cols, vals, shape), info
+
+
+def _network_matrix_whole(
+    graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap, *, n_sites: int
+) -> tuple[sparse.csr_array, dict[str, Any]]:
+    """Reference: :func:`network_matrix` with Dijkstra on the whole graph (tests compare the two)."""
+    shape = (len(radius), n_sites)
+    info: dict[str, Any] = {"dijkstra_sources": 0, "dijkstra_from": None}
+    search = _prepare(graph, cell_snap, radius, site_snap)
+    if search is None:
+        return sparse.csr_array(shape, dtype=np.float64), info
+    rows, cols, vals = _search_whole(search, graph.n_nodes)
+    info.update(dijkstra_search="whole graph", dijkstra_sources=int(search.src_nodes.size),
+                dijkstra_from="sites" if search.from_sites else "cells")
     return _to_csr(rows, cols, vals, shape), info
 
 
@@ -380,6 +593,8 @@ def build(scenario: Any, demand: Any, sites: Any, *, cache_dir: Any = None) -> R
 
     ``scenario.distance.mode`` picks straight-line or network distance; the result's ``meta``
     records mode, graph file and sha256, snap limit, walking speed, detour ratio and timings.
+    ``cache_dir`` holds the reach ``.npz`` files (default ``./.cache/siting/reach``); the
+    parsed street graph is cached beside it, in ``cache_dir/../graphs``.
     """
     t0 = time.perf_counter()
     _check_crs(demand, sites)
@@ -400,7 +615,8 @@ def build(scenario: Any, demand: Any, sites: Any, *, cache_dir: Any = None) -> R
         return Reach(cached.dist, cached.mode, cached.cells_unsnapped, cached.sites_unsnapped, meta)
     if mode == "network":
         t1 = time.perf_counter()
-        graph = load_graph(spec.graph, crs=demand.crs, sha256=key_extra["graph_sha256"])
+        graph_cache = Path(cache_dir).parent / "graphs" if cache_dir is not None else None
+        graph = load_graph(spec.graph, crs=demand.crs, sha256=key_extra["graph_sha256"], cache_dir=graph_cache)
         t_load = time.perf_counter() - t1
         reach = _network_reach(scenario, cell_xy, radius, site_xy, graph)
         reach.meta["seconds_load_graph"] = t_load

@@ -362,3 +362,16 @@ def test_cache_file_is_written_atomically(tmp_path, scenario, monkeypatch, caplo
     assert r.dist.nnz == 1
     assert "cannot write the reach cache (disk full)" in caplog.text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_network_graph_cache_sits_beside_the_reach_cache(tmp_path, scenario, monkeypatch):
+    """build(cache_dir=X) caches the parsed graph in X/../graphs, not under the working directory."""
+    monkeypatch.delenv("SITING_NO_GRAPH_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    graph = _tiny_graph(tmp_path)
+    demand = _demand([500_000.0], [3_340_030.0], [1000.0])
+    r = reach_mod.build(_network(scenario, graph), demand, _sites([500_400.0], [3_339_990.0]),
+                        cache_dir=tmp_path / "run" / "reach")
+    assert r.dist.nnz == 1 and r.meta["dijkstra_search"] == "tiles"
+    assert len(list((tmp_path / "run" / "graphs").iterdir())) == 1
+    assert not (tmp_path / ".cache").exists()
