@@ -13,7 +13,8 @@ sites), ``mclp`` (p = M/10 sites, maximise covered elderly), ``full`` (the plann
 band radii + ZJ-BEDS per ~10k-elderly unit + existing institutions + 60/100/150-bed modules,
 default-scenario costs, ``siting.model.plan``), ``full-network`` (same, network reach on a
 synthetic street grid). Variants (ablations): ``plain`` = one MILP on the unreduced matrix via
-``siting.solve.solve_milp`` (no reductions, no decomposition, no warm start); ``noreduce`` =
+``siting.solve.solve_milp`` (no reductions, no decomposition, no warm start); ``nowindow`` = MCLP
+without the window search (``siting._lns``); ``noreduce`` =
 ``build_problem(reduce=False)`` for the full model.
 
 spopt: ``LSCP/MCLP.from_cost_matrix`` on the dense 0/1 matrix (1 = beyond the cell's own
@@ -49,6 +50,8 @@ sys.path.insert(0, str(HERE))
 import _instances as inst_mod  # noqa: E402
 
 PROBLEMS = ("lscp", "mclp", "full", "full-network")
+_VARIANTS = {"lscp": ("plain",), "mclp": ("plain", "nowindow"), "full": ("noreduce",), "full-network": ("noreduce",)}
+ALL_VARIANTS = ("plain", "nowindow", "noreduce")
 MCLP_LIMIT_S = 120.0
 FULL_LIMIT_S = 300.0
 OBJ_RTOL = 1e-6
@@ -81,7 +84,8 @@ def _siting_cover(case: dict, inst: Any) -> dict:
     if case["problem"] == "lscp":
         res = solve_set_cover(cov, **kw)
     else:
-        res = solve_max_coverage(cov, inst.elderly[inst.required], n_sites=inst.p, time_limit=MCLP_LIMIT_S, **kw)
+        res = solve_max_coverage(cov, inst.elderly[inst.required], n_sites=inst.p, time_limit=MCLP_LIMIT_S,
+                                 window_search=case["variant"] != "nowindow", **kw)
     s = res.stats
     t_build = s.get("t_setup", 0.0) + s.get("t_reduce", 0.0) + s.get("t_components", 0.0)
     return {"t_reach": t_reach, "t_build": t_build, "t_solve": res.seconds - t_build,
@@ -367,7 +371,7 @@ def cases_for(args: argparse.Namespace, n: int) -> list[dict]:
             "street_m": args.street_m, "time_limit": args.time_limit}
     out = []
     for prob in args.problems:
-        variants = ["default"] + [v for v in args.variants if (v == "plain") == (not prob.startswith("full"))]
+        variants = ["default"] + [v for v in args.variants if v in _VARIANTS[prob]]
         out += [{**base, "problem": prob, "tool": "siting", "variant": v} for v in variants]
         if not args.no_spopt and prob in ("lscp", "mclp"):
             out.append({**base, "problem": prob, "tool": "spopt", "variant": "default", "solver": args.spopt_solver})
@@ -386,7 +390,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--solver", default="highs", choices=["highs", "cbc"], help="siting's MILP solver")
     ap.add_argument("--spopt-solver", default="highs", choices=["highs", "cbc"], help="PuLP solver given to spopt")
     ap.add_argument("--threads", type=int, default=2, help="solver threads (plain/full variants)")
-    ap.add_argument("--variants", default="", help="ablations: plain (lscp/mclp), noreduce (full)")
+    ap.add_argument("--variants", default="", help="ablations: plain (lscp/mclp), nowindow (mclp), noreduce (full)")
     ap.add_argument("--street-m", type=float, default=100.0, help="street lattice spacing, full-network")
     ap.add_argument("--time-limit", type=float, default=FULL_LIMIT_S, help="full model: solver limit (s)")
     ap.add_argument("--report", action="store_true", help="print the table of --out (every run) and exit")
@@ -395,9 +399,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.sizes = [int(s) for s in str(a.sizes).split(",") if s]
     a.problems = [p for p in a.problems.split(",") if p]
     a.variants = [v for v in a.variants.split(",") if v]
-    bad = [p for p in a.problems if p not in PROBLEMS] + [v for v in a.variants if v not in ("plain", "noreduce")]
+    bad = [p for p in a.problems if p not in PROBLEMS] + [v for v in a.variants if v not in ALL_VARIANTS]
     if bad:
-        ap.error(f"unknown problem/variant {bad}; problems: {', '.join(PROBLEMS)}; variants: plain, noreduce")
+        ap.error(f"unknown problem/variant {bad}; problems: {', '.join(PROBLEMS)}; variants: {', '.join(ALL_VARIANTS)}")
     return a
 
 

@@ -298,12 +298,14 @@ def _check_cover(A: sparse.csr_array, chosen: np.ndarray, deg: np.ndarray) -> No
 
 def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None, budget: float | None = None,
                        cost: Any = None, fixed_open: Any = None, solver: SolverName = "highs",
-                       time_limit: float | None = None, mip_gap: float = 0.0) -> CoverResult:
+                       time_limit: float | None = None, mip_gap: float = 0.0,
+                       window_search: bool = True) -> CoverResult:
     """Open at most ``n_sites`` sites (and/or cost within ``budget``) to maximise the covered weight.
 
     ``n_sites`` and ``budget`` count every open site, ``fixed_open`` included. ``weight`` per
     demand row (>= 0, e.g. resident elderly); ``cost`` per site (>= 0, used with ``budget``).
-    objective = total weight of rows reached by at least one selected site.
+    objective = total weight of rows reached by at least one selected site. ``window_search``
+    (count limit only) improves the MILP's start by re-solving windows of neighbouring sites.
     """
     t0 = time.perf_counter()
     A = _coverage(coverage)
@@ -326,7 +328,7 @@ def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None
     stats: dict[str, Any] = {"rows": n, "cols": m, "uncoverable": int(uncoverable.size),
                              "fixed_open": int(fixed.size), "rows_after_fixed": int(core.shape[0]),
                              "t_setup": time.perf_counter() - t0}
-    x, status, obj, bound = _mclp_core(core, w[rows0], c[cols0], p_left, b_left, opts, t0, stats)
+    x, status, obj, bound = _mclp_core(core, w[rows0], c[cols0], p_left, b_left, opts, t0, stats, window_search)
     chosen = np.zeros(m, dtype=bool)
     chosen[fixed] = True
     chosen[cols0[x]] = True
@@ -362,7 +364,7 @@ def _mclp_limits(n_sites: int | None, budget: float | None, fixed: np.ndarray,
 
 
 def _mclp_core(A: sparse.csr_array, w: np.ndarray, c: np.ndarray, p: int | None, b: float | None,
-               opts: SolverOptions, t0: float, stats: dict):
+               opts: SolverOptions, t0: float, stats: dict, window_search: bool = True):
     """Reduce and solve the MCLP core; return (bool per core column, status, objective, bound)."""
     t = time.perf_counter()
     n_in = A.shape[0]
@@ -386,7 +388,8 @@ def _mclp_core(A: sparse.csr_array, w: np.ndarray, c: np.ndarray, p: int | None,
         budget_s = 10.0 if opts.time_limit_s is None else 0.1 * opts.time_limit_s
         warm = R.improve_max_cover(A, w, warm, time_limit_s=budget_s)
         stats["t_local_search"] = time.perf_counter() - t
-        warm = _window_search(A, w, warm, opts, t0, stats)
+        if window_search:
+            warm = _window_search(A, w, warm, opts, t0, stats)
     t = time.perf_counter()
     x, status, obj, bound = _mclp_milp(Am, wm, col_w, c[cols], p, b, warm, opts, t0)
     stats["t_milp"] = time.perf_counter() - t
