@@ -74,3 +74,29 @@ def test_improves_a_poor_start_and_is_deterministic():
     assert a.objective > a.start_objective
     assert a.improvements >= 1
     assert np.array_equal(a.chosen, b.chosen)
+
+
+def spatial_instance(seed: int = 3):
+    """A 40 × 40 grid of cells, 150 random sites reaching 3 cells around them (a small synthetic city)."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    gx, gy = np.meshgrid(np.arange(40.0), np.arange(40.0))
+    cells = np.c_[gx.ravel(), gy.ravel()]
+    w = rng.poisson(20 * np.exp(-((cells - 20) ** 2).sum(axis=1) / 200.0)) + 1.0
+    sites = rng.random((150, 2)) * 40
+    pairs = cKDTree(cells).query_ball_point(sites, r=3.0)
+    rows = np.concatenate(pairs)
+    cols = np.repeat(np.arange(150), [len(p) for p in pairs])
+    return sparse.csr_array((np.ones(rows.size), (rows, cols)), shape=(len(cells), 150)), w
+
+
+def test_window_search_keeps_the_max_coverage_optimum():
+    A, w = spatial_instance()
+    on = solve_max_coverage(A, w, n_sites=12)
+    off = solve_max_coverage(A, w, n_sites=12, window_search=False)
+    assert on.status == off.status == "optimal"
+    assert on.objective == pytest.approx(off.objective)
+    assert on.stats["window_search_windows"] > 0
+    assert on.stats["window_search_gain"] >= 0
+    assert "window_search_windows" not in off.stats
