@@ -356,6 +356,8 @@ def table(records: list[dict]) -> str:
                 if sp[0]["status"] == "timeout":
                     ratio = "> " + ratio + " (spopt killed)"
         tool = r["tool"] + ("" if r["variant"] == "default" else f" ({r['variant']})")
+        if r["tool"] == "siting" and r.get("threads", 2) != 2 and r["problem"].startswith("full"):
+            tool += f" {r['threads']} thread"
         obj = r.get("objective")
         lines.append(
             f"| {r['n']}×{r['m']} | {r['problem']} | {tool} [{r['solver']}] | {_fmt(r.get('t_reach'))} "
