@@ -41,7 +41,10 @@ Solving at city scale (``plan``)
 and is filled in closed form afterwards (:func:`compact_problem`). A feasible MIP start comes
 from :mod:`siting._warmstart` (greedy cover guided by the LP relaxation + exact per-unit bed
 repair), so a run cut short by its time limit returns that plan (or HiGHS's better one) with an
-honest gap, never ``no_solution``; the start's time counts against the limit.
+honest gap, never ``no_solution``; the start's time counts against the limit. With a time limit
+and >= 2 threads, a second process improves that start meanwhile by re-solving windows of the
+model exactly (:mod:`siting._side_search`, :mod:`siting._lns`) while HiGHS, on the other thread,
+raises the bound; when HiGHS stops at its limit the cheaper of the two plans is returned.
 
 Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
 close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
@@ -73,6 +76,9 @@ TIE_BREAK_MIN_S = 10.0  # each tie-break stage may take this long, or TIE_BREAK_
 TIE_BREAK_FACTOR = 1.0
 LP_GUIDE_MIN_CANDIDATES = 2_000  # below this HiGHS finds good plans unaided; the LP guide is not worth it
 LP_GUIDE_SHARE = 0.2  # the guiding LP may take at most this share of the time limit
+SIDE_SEARCH_MIN_CANDIDATES = 2_000  # below this HiGHS alone proves optimality; no second process
+SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after its start-up
+SIDE_SEARCH_MARGIN_S = 1.0  # the side search is due this long before the primary stage's limit
 
 
 @dataclass(frozen=True)
@@ -873,12 +879,59 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
             start = None  # it came too late to count as found within the limit
         options = replace(options, time_limit_s=max(options.time_limit_s - t_start, 0.0))
     small_stages = [(name, vec[keep], sense) for name, vec, sense in stages]
-    first, xs, log = solve_lexicographic(small, small_stages, options,
-                                         warm_start=None if start is None else start[keep])
+    side = _start_side_search(small, idx, options, None if start is None else start[keep])
+    if side is not None:
+        options = replace(options, threads=options.threads - 1)  # the other core runs the side search
+    first: SolveResult | None = None
+    found = None
+    try:
+        first, xs, log = solve_lexicographic(small, small_stages, options,
+                                             warm_start=None if start is None else start[keep])
+    finally:  # the side plan only matters when the primary stage was cut short by its limit
+        if side is not None:
+            found = side.collect() if first is not None and first.status == "time_limit" else None
+            side.stop()
+    assert first is not None
+    if found is not None:
+        first, xs, log = _take_side_result(small, first, xs, log, *found)
     if log:
         log[0]["warm_start"] = None if start is None else {
             "objective": float(problem.c @ start + problem.offset), "seconds": round(t_start, 3)}
     return first, None if xs is None else fill(xs), log
+
+
+def _start_side_search(small: MilpProblem, idx: ModelIndex, options: SolverOptions, start: np.ndarray | None):
+    """Start the window search (:mod:`siting._side_search`) beside HiGHS when it can pay; else None.
+
+    At scale only (>= SIDE_SEARCH_MIN_CANDIDATES candidates), hard covering (min_cost), every
+    column integer, HiGHS with >= 2 threads and a time limit (the worker needs a deadline).
+    """
+    from . import _side_search
+
+    if (start is None or options.name != "highs" or options.time_limit_s is None or options.threads < 2
+            or idx.meta.get("kind") != "min_cost" or len(idx.col_x) < SIDE_SEARCH_MIN_CANDIDATES
+            or not np.all(small.integrality) or options.time_limit_s < SIDE_SEARCH_MIN_S):
+        return None
+    return _side_search.SideSearch.start(small, start, time_limit_s=options.time_limit_s - SIDE_SEARCH_MARGIN_S)
+
+
+def _take_side_result(small: MilpProblem, first: SolveResult, xs: np.ndarray | None, log: list[dict[str, Any]],
+                      x: np.ndarray, stats: dict) -> tuple[SolveResult, np.ndarray | None, list[dict[str, Any]]]:
+    """Use the side search's plan when it is feasible and cheaper than the time-limited incumbent."""
+    from . import _warmstart
+
+    value = float(small.c @ x + small.offset)
+    better = first.objective is None or value < first.objective - 1e-9 * max(1.0, abs(value))
+    used = better and _warmstart.is_feasible(small, x)
+    if log:
+        log[0]["side_search"] = {**stats, "objective": value, "used": bool(used)}
+    if not used:
+        return first, xs, log
+    first = replace(first, x=x, objective=value, gap=_solve_mod._gap(value, first.bound),
+                    meta={**first.meta, "incumbent": "side_search"})
+    if log:
+        log[0]["objective"] = value
+    return first, x, log
 
 
 def _lp_guide(small: MilpProblem, idx: ModelIndex, fill: Any, options: SolverOptions) -> np.ndarray | None:

@@ -100,3 +100,95 @@ def test_window_search_keeps_the_max_coverage_optimum():
     assert on.stats["window_search_windows"] > 0
     assert on.stats["window_search_gain"] >= 0
     assert "window_search_windows" not in off.stats
+
+
+# ---------------------------------------------------------------------------- generic window search
+
+
+def facility_milp(seed: int = 0, n_rows: int = 60, n_sites: int = 25):
+    """A small set cover with costs and a capacity-like knapsack row: min cost, every row reached."""
+    from siting.solve import MilpProblem
+
+    rng = np.random.default_rng(seed)
+    D = (rng.random((n_rows, n_sites)) < 0.12).astype(float)
+    D[np.arange(n_rows), rng.integers(0, n_sites, n_rows)] = 1.0  # every row coverable
+    cap = rng.integers(1, 4, n_sites).astype(float)
+    A = sparse.csr_array(np.vstack([D, cap]))
+    c = rng.integers(3, 12, n_sites).astype(float)
+    lb = np.r_[np.ones(n_rows), [8.0]]
+    return MilpProblem(c=c, A=A, row_lb=lb, row_ub=np.full(n_rows + 1, np.inf), col_lb=np.zeros(n_sites),
+                       col_ub=np.ones(n_sites), integrality=np.ones(n_sites, dtype=bool))
+
+
+def feasible(p, x) -> bool:
+    act = p.A @ x
+    return bool(np.all(act >= p.row_lb - 1e-9) and np.all(act <= p.row_ub + 1e-9))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_milp_windows_never_worse_and_exact_on_one_window(seed):
+    from siting.solve import solve_milp
+
+    p = facility_milp(seed)
+    x0 = np.ones(p.A.shape[1])  # everything open: feasible, expensive
+    small, _ = L.improve_milp_by_windows(p, x0, sizes=(4,))
+    assert feasible(p, small) and p.c @ small <= p.c @ x0
+    whole, st = L.improve_milp_by_windows(p, x0, sizes=(p.A.shape[1],))
+    best = solve_milp(p)
+    assert best.status == "optimal"
+    assert feasible(p, whole)
+    assert p.c @ whole == pytest.approx(best.objective)  # the knapsack row joins every column: one window
+    assert st["improvements"] >= 1 and st["gain"] == pytest.approx(p.c @ whole - p.c @ x0)
+
+
+def test_milp_windows_skip_what_they_cannot_handle():
+    from dataclasses import replace
+
+    p = facility_milp(1)
+    x0 = np.ones(p.A.shape[1])
+    x, st = L.improve_milp_by_windows(replace(p, sense="max"), x0)
+    assert np.array_equal(x, x0) and st["windows"] == 0
+
+
+def test_side_search_process_returns_a_better_feasible_plan():
+    from siting._side_search import SideSearch
+
+    p = facility_milp(2)
+    x0 = np.ones(p.A.shape[1])
+    side = SideSearch.start(p, x0, time_limit_s=20.0)
+    assert side is not None
+    found = side.collect(grace_s=60.0)
+    assert found is not None
+    x, stats = found
+    assert feasible(p, x) and p.c @ x < p.c @ x0
+    assert stats["windows"] >= 1
+    assert not side.folder.exists()  # its temporary folder is removed
+
+
+def test_side_search_stop_kills_the_worker():
+    from siting._side_search import SideSearch
+
+    p = facility_milp(3)
+    side = SideSearch.start(p, np.ones(p.A.shape[1]), time_limit_s=20.0)
+    assert side is not None
+    side.stop()
+    assert side.proc.poll() is not None and not side.folder.exists()
+
+
+def test_plan_takes_the_side_plan_only_when_feasible_and_cheaper():
+    from siting.model import _take_side_result
+    from siting.solve import SolveResult
+
+    p = facility_milp(4)
+    x0 = np.ones(p.A.shape[1])
+    first = SolveResult(status="time_limit", x=x0, objective=float(p.c @ x0), bound=float(p.c.min()), gap=0.5,
+                        seconds=1.0, solver="highs")
+    better, _ = L.improve_milp_by_windows(p, x0, sizes=(p.A.shape[1],))
+    log = [{"stage": "min_cost", "objective": first.objective}]
+    res, xs, log = _take_side_result(p, first, x0, log, better, {"windows": 1})
+    assert res.objective == pytest.approx(p.c @ better) and np.array_equal(xs, better)
+    assert res.status == "time_limit" and res.gap == pytest.approx((res.objective - first.bound) / res.objective)
+    assert log[0]["side_search"]["used"] is True
+    bad = np.zeros(p.A.shape[1])  # cheapest of all, but covers nothing
+    res2, xs2, log2 = _take_side_result(p, first, x0, [{"stage": "min_cost"}], bad, {"windows": 1})
+    assert res2 is first and np.array_equal(xs2, x0) and log2[0]["side_search"]["used"] is False
