@@ -252,6 +252,8 @@ def run_child(case: dict) -> dict:
     out["cpu_s"] = _cpu_s() - cpu0
     out["rss_base_mb"] = base
     out["peak_mb"] = _peak_mb()
+    out["peak_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out["peak_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # CBC, side search
     out["wall_child_s"] = time.perf_counter() - t0
     out["t_import"] = t_import
     return out

@@ -13,7 +13,7 @@ wall-clock one; the overall ``time_limit_s`` is only a safety cap.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse
@@ -183,7 +183,8 @@ def improve_milp_by_windows(problem: MilpProblem, x: np.ndarray, *, sizes: tuple
     windows = improvements = 0
     gain = 0.0
     for size, s, seen in _window_seeds(x, free, p.c, sizes):
-        if time.perf_counter() - t0 > time_limit_s:
+        left = time_limit_s - (time.perf_counter() - t0)
+        if left <= 0.05:
             break
         cols = window(C, int(s), size)
         cols = cols[free[cols]]
@@ -195,7 +196,8 @@ def improve_milp_by_windows(problem: MilpProblem, x: np.ndarray, *, sizes: tuple
         sub = MilpProblem(c=p.c[cols], A=S, row_lb=p.row_lb[rows] - rest, row_ub=p.row_ub[rows] - rest,
                           col_lb=p.col_lb[cols], col_ub=p.col_ub[cols], integrality=np.ones(cols.size, dtype=bool))
         windows += 1
-        res = solve_milp(sub, opts, warm_start=x[cols])
+        res = solve_milp(sub, replace(opts, time_limit_s=min(float(opts.time_limit_s or left), left)),
+                         warm_start=x[cols])
         if res.x is None:
             continue
         xn = np.round(res.x)
