@@ -23,13 +23,15 @@ Rows
 
 Uncoverable cells (owed a radius, no site at all in reach) get no row; they are reported.
 
-Tie-breaks (why a second and third solve)
------------------------------------------
+Tie-breaks (why a second, third and fourth solve)
+-------------------------------------------------
 The primary optimum is rarely unique, so the answer would depend on solver luck. ``plan`` solves
 lexicographically: the primary objective, then — with the primary value fixed within
 ``LEX_REL_TOL`` — the fewest new sites, then — with that count fixed — the smallest
 population-weighted distance score (per site: mean distance of the elderly in its reach,
-plus a small share for the beds placed there so equal-count plans with swapped sizes differ).
+plus a small share for the beds placed there so equal-count plans with swapped sizes differ),
+then the site order (integer weights by site position: what is still tied — identical sites, or
+score differences below the solvers' ~1e-7 tolerances — goes the same way with HiGHS and CBC).
 Each stage is an exact MILP; no weight mixes two objectives of different units. A tie-break
 stage is capped at ``max(TIE_BREAK_MIN_S, TIE_BREAK_FACTOR × primary seconds)``; if it stops
 early its incumbent still keeps the primary optimum, and ``solver.options["tie_break_complete"]``
@@ -169,6 +171,7 @@ class ModelIndex:
     fixed_beds: np.ndarray  # per site, beds always there (existing fixed open)
     rows: dict[str, tuple[int, int]]
     meta: dict[str, Any]
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0))  # last tie-break: site index (integers)
 
 
 class _Cols:
@@ -722,7 +725,8 @@ def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
         col_m=b.col_m, col_w=b.col_w, col_nurse=col_nurse, col_dementia=col_dem, col_cov=col_cov,
         col_deficit=col_def, col_g=col_g, g_site=g_site, g_unit=g_unit, cost=c_cost,
         cost_offset=float(sc["cost_offset"]), count=count,
-        covered=covered, covered_offset=cover.offset, score=_score_vector(b, need, n), deficit=deficit,
+        covered=covered, covered_offset=cover.offset, score=_score_vector(b, need, n), order=_order_vector(b, n),
+        deficit=deficit,
         need=need, uncoverable=inp.has_radius & ~need, unit_ids=inp.unit_ids, beds_required=req,
         subdistricts=subdistricts, fixed_beds=b.fixed_beds, rows=dict(rows.blocks),
         meta={**meta, "kind": kind, "unit_elderly_total": float(inp.unit_elderly.sum()), "budget": budget,
@@ -748,6 +752,22 @@ def _score_vector(b: _Build, need: np.ndarray, n: int) -> np.ndarray:
     has = b.col_m >= 0
     out[b.col_w[has]] = s[b.exist[has]]
     out[b.col_m[has]] = 1e-3 * s[b.exist[has]] * (b.exp_beds / big)
+    return out
+
+
+def _order_vector(b: _Build, n: int) -> np.ndarray:
+    """Last tie-break: integer weights by site position, so exact ties (e.g. two identical sites
+    swapping module sizes) resolve the same way with every solver; the distance score's own
+    differences there can sit below the solvers' tolerances (~1e-7)."""
+    out = np.zeros(n)
+    big = float(b.sizes.max())
+    rank = np.arange(1, len(b.cand) + 1, dtype=float)
+    out[b.col_x] = rank * big
+    out[b.col_y] = rank[:, None] * b.sizes[None, :].astype(float)
+    has = b.col_m >= 0
+    rank_e = len(b.cand) + np.arange(1, len(b.exist) + 1, dtype=float)
+    out[b.col_w[has]] = rank_e[has] * big
+    out[b.col_m[has]] = rank_e[has] * float(b.exp_beds)
     return out
 
 
@@ -859,6 +879,8 @@ def _stages(problem: MilpProblem, idx: ModelIndex, scenario: Any) -> list[tuple[
     if len(idx.col_deficit):
         stages.append(("bed_deficit", idx.deficit, "min"))
     stages += [("fewest_sites", idx.count, "min"), ("distance_score", idx.score, "min")]
+    if idx.order.size:
+        stages.append(("site_order", idx.order, "min"))
     return stages
 
 
