@@ -34,14 +34,37 @@ class WindowSearch:
     seconds: float
 
 
-def site_graph(A: sparse.csr_array) -> sparse.csr_array:
-    """Sites × sites overlap counts (number of rows both reach); the diagonal is dropped."""
-    B = sparse.csr_array(A, dtype=np.int32)
+def column_graph(A: sparse.csr_array) -> sparse.csr_array:
+    """Columns × columns: how many rows two columns share (the diagonal dropped)."""
+    B = sparse.csr_array(A, copy=True)
+    B.data = np.ones_like(B.data, dtype=np.int32)
     C = sparse.csr_array(B.T @ B)
     C.setdiag(0)
     C.eliminate_zeros()
     C.sort_indices()
     return C
+
+
+def max_cover_problem(A: sparse.csr_array, w: np.ndarray, *, col_w: np.ndarray | None = None,
+                      n_sites: float | None = None, budget: float | None = None,
+                      cost: np.ndarray | None = None) -> MilpProblem:
+    """The max-coverage MILP: max col_w·x + w·y  s.t.  y_i <= sum_{j covers i} x_j,  sum x <= n_sites,
+    cost·x <= budget;  x binary (sites), y in [0, 1] (rows). Columns: x first, then y."""
+    n, m = A.shape
+    blocks = [[-sparse.csr_array(A, dtype=np.float64), sparse.eye_array(n, format="csr")]]
+    ub = [np.zeros(n)]
+    if n_sites is not None:
+        blocks.append([sparse.csr_array(np.ones((1, m))), sparse.csr_array((1, n))])
+        ub.append(np.array([float(n_sites)]))
+    if budget is not None:
+        assert cost is not None
+        blocks.append([sparse.csr_array(np.asarray(cost, dtype=np.float64).reshape(1, m)), sparse.csr_array((1, n))])
+        ub.append(np.array([float(budget)]))
+    rub = np.concatenate(ub)
+    return MilpProblem(c=np.concatenate([np.zeros(m) if col_w is None else col_w, w]),
+                       A=sparse.csr_array(sparse.bmat(blocks, format="csr")), row_lb=np.full(rub.size, -np.inf),
+                       row_ub=rub, col_lb=np.zeros(m + n), col_ub=np.ones(m + n),
+                       integrality=np.concatenate([np.ones(m, bool), np.zeros(n, bool)]), sense="max")
 
 
 def window(C: sparse.csr_array, seed: int, size: int) -> np.ndarray:
@@ -80,17 +103,11 @@ def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chos
         return None
     S = sparse.csr_array(A[open_rows][:, cols], dtype=np.float64)
     ws = w[open_rows]
-    n, m = S.shape
+    m = S.shape[1]
     now = chosen[cols]
-    base = float(ws @ (np.asarray(S @ now.astype(np.float64)).ravel() > 0))
-    M = sparse.csr_array(sparse.bmat([[-S, sparse.eye_array(n, format="csr")],
-                                      [sparse.csr_array(np.ones((1, m))), None]], format="csr"))
-    prob = MilpProblem(c=np.concatenate([np.zeros(m), ws]), A=M, row_lb=np.full(n + 1, -np.inf),
-                       row_ub=np.concatenate([np.zeros(n), [float(k)]]), col_lb=np.zeros(m + n),
-                       col_ub=np.ones(m + n), integrality=np.concatenate([np.ones(m, bool), np.zeros(n, bool)]),
-                       sense="max")
     y0 = np.minimum(1.0, np.asarray(S @ now.astype(np.float64)).ravel())
-    res = solve_milp(prob, opts, warm_start=np.concatenate([now.astype(np.float64), y0]))
+    base = float(ws @ y0)
+    res = solve_milp(max_cover_problem(S, ws, n_sites=k), opts, warm_start=np.concatenate([now.astype(np.float64), y0]))
     if res.x is None:
         return None
     x = res.x[:m] > 0.5
@@ -100,10 +117,10 @@ def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chos
     return x if gain > 1e-9 * max(1.0, float(ws.sum())) else None
 
 
-def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *, size: int = 100,
+def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *, sizes: tuple[int, ...] = (100,),
                        max_passes: int = 4, time_limit_s: float = 30.0, sub_nodes: int = 500,
                        sub_time_s: float = 30.0) -> WindowSearch:
-    """Re-solve the window around each open site until a full pass finds nothing better.
+    """Per window size (small first), re-solve the window around each open site until a pass finds nothing.
 
     ``A`` rows × sites (binary CSR), ``w`` row weights, ``chosen`` bool per site (kept in count).
     Each window MILP runs single-threaded with a node limit (``sub_nodes``, deterministic);
@@ -114,49 +131,42 @@ def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *
     A = sparse.csr_array(A)
     chosen = np.asarray(chosen, dtype=bool).copy()
     AT = sparse.csr_array(A.T)
-    C = site_graph(A)
+    C = column_graph(A)
     cnt = _coverage_count(A, chosen)
     start = float(w @ (cnt > 0))
     opts = SolverOptions(name="highs", time_limit_s=sub_time_s, threads=1, max_nodes=sub_nodes)
     windows = improvements = passes = 0
-    clean = np.zeros(A.shape[1], dtype=bool)  # seeds whose window found nothing since the last change near them
-    for passes in range(1, max_passes + 1):  # noqa: B007 - reported
-        changed = False
-        for seed in np.flatnonzero(chosen & ~clean):
+    for size in sizes:
+        clean = np.zeros(A.shape[1], dtype=bool)  # seeds whose window found nothing since a change near them
+        for _ in range(max_passes):
             if time.perf_counter() - t0 > time_limit_s:
                 break
-            if not chosen[seed]:
-                continue
-            cols = window(C, int(seed), size)
-            windows += 1
-            x = _solve_window(A, AT, w, chosen, cnt, cols, opts)
-            clean[seed] = True
-            if x is None:
-                continue
-            chosen[cols] = x
-            cnt = _coverage_count(A, chosen)
-            clean[cols] = False
-            clean[np.unique(C[cols].indices)] = False  # their neighbours' windows changed too
-            improvements += 1
-            changed = True
-        if not changed or time.perf_counter() - t0 > time_limit_s:
-            break
+            passes += 1
+            changed = False
+            for seed in np.flatnonzero(chosen & ~clean):
+                if time.perf_counter() - t0 > time_limit_s:
+                    break
+                if not chosen[seed]:
+                    continue
+                cols = window(C, int(seed), size)
+                windows += 1
+                x = _solve_window(A, AT, w, chosen, cnt, cols, opts)
+                clean[seed] = True
+                if x is None:
+                    continue
+                chosen[cols] = x
+                cnt = _coverage_count(A, chosen)
+                clean[cols] = False
+                clean[np.unique(C[cols].indices)] = False  # their neighbours' windows changed too
+                improvements += 1
+                changed = True
+            if not changed:
+                break
     return WindowSearch(chosen=chosen, objective=float(w @ (cnt > 0)), start_objective=start, windows=windows,
                         improvements=improvements, passes=passes, seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------- any pure-integer MILP
-
-
-def column_graph(A: sparse.csr_array) -> sparse.csr_array:
-    """Columns × columns: how many rows two columns share (the diagonal dropped)."""
-    B = sparse.csr_array(A, copy=True)
-    B.data = np.ones_like(B.data, dtype=np.int32)
-    C = sparse.csr_array(B.T @ B)
-    C.setdiag(0)
-    C.eliminate_zeros()
-    C.sort_indices()
-    return C
 
 
 def improve_milp_by_windows(problem: MilpProblem, x: np.ndarray, *, sizes: tuple[int, ...] = (300, 600),
@@ -179,7 +189,8 @@ def improve_milp_by_windows(problem: MilpProblem, x: np.ndarray, *, sizes: tuple
     act = np.asarray(A @ x).ravel()
     free = p.col_lb < p.col_ub
     C = column_graph(A)
-    opts = SolverOptions(name="highs", threads=1, max_nodes=sub_nodes, time_limit_s=max(1.0, time_limit_s / 10))
+    sub_cap = max(1.0, time_limit_s / 10)  # no single window may take more than a tenth of the time
+    opts = SolverOptions(name="highs", threads=1, max_nodes=sub_nodes)
     windows = improvements = 0
     gain = 0.0
     for size, s, seen in _window_seeds(x, free, p.c, sizes):
@@ -190,14 +201,12 @@ def improve_milp_by_windows(problem: MilpProblem, x: np.ndarray, *, sizes: tuple
         cols = cols[free[cols]]
         seen[cols] = True
         rows = np.unique(AC[:, cols].indices)
-        Ar = sparse.csr_array(A[rows])
-        S = sparse.csr_array(Ar[:, cols])
+        S = sparse.csr_array(A[rows][:, cols])
         rest = act[rows] - np.asarray(S @ x[cols]).ravel()
         sub = MilpProblem(c=p.c[cols], A=S, row_lb=p.row_lb[rows] - rest, row_ub=p.row_ub[rows] - rest,
                           col_lb=p.col_lb[cols], col_ub=p.col_ub[cols], integrality=np.ones(cols.size, dtype=bool))
         windows += 1
-        res = solve_milp(sub, replace(opts, time_limit_s=min(float(opts.time_limit_s or left), left)),
-                         warm_start=x[cols])
+        res = solve_milp(sub, replace(opts, time_limit_s=min(sub_cap, left)), warm_start=x[cols])
         if res.x is None:
             continue
         xn = np.round(res.x)
@@ -212,7 +221,6 @@ def improve_milp_by_windows(problem: MilpProblem, x: np.ndarray, *, sizes: tuple
             improvements += 1
     return x, {"windows": windows, "improvements": improvements, "gain": gain,
                "seconds": round(time.perf_counter() - t0, 3)}
-
 
 
 def _window_seeds(x: np.ndarray, free: np.ndarray, c: np.ndarray, sizes: tuple[int, ...]):

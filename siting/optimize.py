@@ -30,7 +30,7 @@ from scipy import sparse
 
 from siting import _reduce as R
 from siting._errors import DataError, InfeasibleError, SolverError
-from siting._lns import improve_by_windows
+from siting._lns import improve_by_windows, max_cover_problem
 from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_milp
 
 SolverName = Literal["highs", "cbc"]
@@ -407,39 +407,21 @@ def _window_search(A: sparse.csr_array, w: np.ndarray, warm: np.ndarray, opts: S
     Gets within a few 0.01 % of the optimum on the benchmark cities, so the MILP starts from a
     near-optimal incumbent. Up to 40 % of the time limit (60 s without one).
     """
-    t = time.perf_counter()
-    cap = 60.0 if opts.time_limit_s is None else 0.4 * opts.time_limit_s - (t - t0)
-    start = float(w @ (np.asarray(A @ warm.astype(np.int32)).ravel() > 0))
-    windows = improvements = 0
-    for size in _WINDOW_SIZES:
-        left = cap - (time.perf_counter() - t)
-        if left <= 0:
-            break
-        res = improve_by_windows(A, w, warm, size=size, time_limit_s=left)
-        warm, windows, improvements = res.chosen, windows + res.windows, improvements + res.improvements
-    end = float(w @ (np.asarray(A @ warm.astype(np.int32)).ravel() > 0))
-    stats.update(t_window_search=time.perf_counter() - t, window_search_windows=windows,
-                 window_search_improvements=improvements, window_search_gain=end - start)
-    return warm
+    cap = 60.0 if opts.time_limit_s is None else 0.4 * opts.time_limit_s - (time.perf_counter() - t0)
+    if cap <= 0:
+        return warm
+    res = improve_by_windows(A, w, warm, sizes=_WINDOW_SIZES, time_limit_s=cap)
+    stats.update(t_window_search=res.seconds, window_search_windows=res.windows,
+                 window_search_improvements=res.improvements,
+                 window_search_gain=res.objective - res.start_objective)
+    return res.chosen
 
 
 def _mclp_milp(A: sparse.csr_array, w: np.ndarray, col_w: np.ndarray, c: np.ndarray, p: int | None,
                b: float | None, warm: np.ndarray, opts: SolverOptions, t0: float):
     """max col_w·x + w·y  s.t.  y_i <= sum_{j covers i} x_j,  sum x <= p,  c·x <= b;  x binary, y in [0, 1]."""
-    n, m = A.shape
-    blocks = [[-sparse.csr_array(A, dtype=np.float64), sparse.eye_array(n, format="csr")]]
-    ub = [np.zeros(n)]
-    if p is not None:
-        blocks.append([sparse.csr_array(np.ones((1, m))), sparse.csr_array((1, n))])
-        ub.append(np.array([float(p)]))
-    if b is not None:
-        blocks.append([sparse.csr_array(c.reshape(1, m)), sparse.csr_array((1, n))])
-        ub.append(np.array([float(b)]))
-    M = sparse.csr_array(sparse.bmat(blocks, format="csr"))
-    rub = np.concatenate(ub)
-    prob = MilpProblem(c=np.concatenate([col_w, w]), A=M, row_lb=np.full(rub.size, -np.inf), row_ub=rub,
-                       col_lb=np.zeros(m + n), col_ub=np.ones(m + n),
-                       integrality=np.concatenate([np.ones(m, bool), np.zeros(n, bool)]), sense="max")
+    m = A.shape[1]
+    prob = max_cover_problem(A, w, col_w=col_w, n_sites=p, budget=b, cost=c)
     y0 = np.minimum(1.0, np.asarray(A @ warm.astype(np.float64)).ravel())
     warm_x = np.concatenate([warm.astype(np.float64), y0])
     greedy_obj = float(col_w[warm].sum() + w @ y0)

@@ -33,7 +33,7 @@ def test_window_is_seed_and_nearest_neighbours():
     D = np.zeros((4, 5), dtype=np.int8)
     for i in range(4):
         D[i, i] = D[i, i + 1] = 1
-    C = L.site_graph(sparse.csr_array(D))
+    C = L.column_graph(sparse.csr_array(D))
     assert C[0, 1] == 1 and C[0, 2] == 0 and C[1, 1] == 0
     assert L.window(C, 2, 3).tolist() == [1, 2, 3]
     assert L.window(C, 0, 3).tolist() == [0, 1, 2]
@@ -45,7 +45,7 @@ def test_one_window_over_every_site_is_exact(seed):
     A, D, w = random_cover(seed)
     k = 3
     start = R.greedy_max_cover(R.binary_csr(A), w, k, None, np.ones(A.shape[1]))
-    res = L.improve_by_windows(R.binary_csr(A), w, start, size=A.shape[1])
+    res = L.improve_by_windows(R.binary_csr(A), w, start, sizes=(A.shape[1],))
     assert res.chosen.sum() == start.sum()
     # the site graph of these dense instances is connected, so the window is the whole problem
     assert res.objective == pytest.approx(brute_best(D, w, int(start.sum())))
@@ -57,7 +57,7 @@ def test_small_windows_never_worsen_and_keep_the_count(seed):
     A, D, w = random_cover(100 + seed, n=150, m=40, density=0.06)
     start = np.zeros(40, dtype=bool)
     start[np.random.default_rng(seed).choice(40, 6, replace=False)] = True
-    res = L.improve_by_windows(R.binary_csr(A), w, start, size=5)
+    res = L.improve_by_windows(R.binary_csr(A), w, start, sizes=(5,))
     assert res.chosen.sum() == 6
     assert res.objective >= covered(D, w, start) - 1e-9
     assert res.start_objective == pytest.approx(covered(D, w, start))
@@ -69,8 +69,8 @@ def test_improves_a_poor_start_and_is_deterministic():
     A, _, w = random_cover(7, n=300, m=60, density=0.04)
     start = np.zeros(60, dtype=bool)
     start[:8] = True  # an arbitrary, poor selection
-    a = L.improve_by_windows(R.binary_csr(A), w, start, size=12)
-    b = L.improve_by_windows(R.binary_csr(A), w, start, size=12)
+    a = L.improve_by_windows(R.binary_csr(A), w, start, sizes=(12,))
+    b = L.improve_by_windows(R.binary_csr(A), w, start, sizes=(12,))
     assert a.objective > a.start_objective
     assert a.improvements >= 1
     assert np.array_equal(a.chosen, b.chosen)

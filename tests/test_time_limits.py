@@ -28,7 +28,15 @@ class Run(NamedTuple):
     summary: dict[str, Any]
 
 
-def _run(tmp: Path, default_scenario_path: Path, limit: float) -> Run:
+def _run(factory: pytest.TempPathFactory, default_scenario_path: Path, limit: float, name: str) -> Run:
+    """Run the default scenario (euclidean, GeoPackage only) with ``--time-limit`` in a fresh folder."""
+    tmp = factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        return _run_in(tmp, default_scenario_path, limit)
+
+
+def _run_in(tmp: Path, default_scenario_path: Path, limit: float) -> Run:
     raw = yaml.safe_load(default_scenario_path.read_text(encoding="utf-8"))
     raw["distance"] = {"mode": "euclidean"}
     raw["outputs"] = {"formats": ["gpkg"], "maps": {"png": False, "pdf": False}}
@@ -41,18 +49,12 @@ def _run(tmp: Path, default_scenario_path: Path, limit: float) -> Run:
 
 @pytest.fixture(scope="module")
 def short(tmp_path_factory: pytest.TempPathFactory, default_scenario_path: Path) -> Run:
-    tmp = tmp_path_factory.mktemp("short")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        return _run(tmp, default_scenario_path, SHORT_S)
+    return _run(tmp_path_factory, default_scenario_path, SHORT_S, "short")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory, default_scenario_path: Path) -> Run:
-    tmp = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(tmp)
-        return _run(tmp, default_scenario_path, TINY_S)
+    return _run(tmp_path_factory, default_scenario_path, TINY_S, "tiny")
 
 
 def _gap_pct(gap: float) -> str:
