@@ -12,6 +12,10 @@ round-trip exactly.
 
 A cache file that is missing, truncated, corrupt or inconsistent is ignored (and rewritten by
 the caller); a cache that cannot be written is a warning. Nothing here raises.
+
+The cache is bounded: after each write the least recently used entries (a read refreshes an
+entry's mtime) are deleted until the entries total at most ``$SITING_GRAPH_CACHE_MB`` (default
+1024 MB; an 800k-node city grid takes 57 MB). The entry just written is always kept.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "siting-graph-v1"
 ENV_DISABLE = "SITING_NO_GRAPH_CACHE"
+ENV_MAX_MB = "SITING_GRAPH_CACHE_MB"
+DEFAULT_MAX_MB = 1024.0
 _KEYS = frozenset({"format", "sha256", "node_ids", "x", "y", "indptr", "indices", "data", "directed",
                    "graph_crs"})
 _FLOAT = np.dtype(np.float64)
@@ -61,6 +67,48 @@ def index_dtype(n_nodes: int, n_edges: int) -> np.dtype:
 def enabled() -> bool:
     """False when ``$SITING_NO_GRAPH_CACHE`` is set to 1/true/yes/on."""
     return os.environ.get(ENV_DISABLE, "").strip().lower() not in ("1", "true", "yes", "on")
+
+
+def max_bytes() -> int:
+    """The cache's size cap from ``$SITING_GRAPH_CACHE_MB`` (a number >= 0), else the default."""
+    text = os.environ.get(ENV_MAX_MB, "").strip()
+    if text:
+        try:
+            mb = float(text)
+            if mb >= 0 and np.isfinite(mb):
+                return int(mb * 2**20)
+        except ValueError:
+            pass
+        log.warning("$%s=%r is not a number of megabytes >= 0; using %g", ENV_MAX_MB, text, DEFAULT_MAX_MB)
+    return int(DEFAULT_MAX_MB * 2**20)
+
+
+def prune(cache_dir: Path, keep: Path, limit: int) -> list[Path]:
+    """Delete the least recently used cache entries until they total <= ``limit`` bytes.
+
+    Only files named like cache entries (any format version) are counted or deleted; ``keep``
+    never is. Oldest mtime first, ties by name. Returns the deleted paths.
+    """
+    entries = []
+    for f in Path(cache_dir).glob("siting-graph-*.npz"):
+        with contextlib.suppress(OSError):
+            st = f.stat()
+            entries.append((st.st_mtime, f.name, st.st_size, f))
+    total = sum(e[2] for e in entries)
+    removed: list[Path] = []
+    for _, _, size, f in sorted(entries):
+        if total <= limit:
+            break
+        if f == Path(keep):
+            continue
+        try:
+            f.unlink()
+        except OSError as exc:
+            log.warning("%s: cannot delete an old graph cache entry (%s)", f, exc)
+            continue
+        total -= size
+        removed.append(f)
+    return removed
 
 
 def cache_file(cache_dir: Path, sha256: str) -> Path:
@@ -144,7 +192,10 @@ def read(path: Path, sha256: str) -> ParsedGraph | None:
     if not path.is_file():
         return None
     try:
-        return _read_arrays(path, sha256)
+        graph = _read_arrays(path, sha256)
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be pruned
+        return graph
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("%s: unusable graph cache (%s); parsing the GraphML again", path, exc)
         return None
@@ -173,6 +224,8 @@ def write(path: Path, sha256: str, graph: ParsedGraph) -> bool:
                      indptr=graph.adj.indptr, indices=graph.adj.indices, data=graph.adj.data,
                      directed=np.array(bool(graph.directed)), graph_crs=np.array(graph.crs_text))
         os.replace(tmp, path)
+        for old in prune(path.parent, path, max_bytes()):
+            log.info("%s: deleted (graph cache over $%s)", old, ENV_MAX_MB)
         return True
     except OSError as exc:
         log.warning("%s: cannot write the graph cache (%s); continuing without it", path, exc)

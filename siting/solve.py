@@ -17,7 +17,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -143,6 +143,34 @@ def _finite(a: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # HiGHS
+
+
+def lp_row_duals(p: MilpProblem, o: SolverOptions) -> np.ndarray | None:
+    """Row duals of the LP relaxation by HiGHS's interior point method without crossover.
+
+    Fast at scale (8 s for the 200k × 20k max-coverage LP) but possibly unconverged when the time
+    limit stops it: for callers that evaluate a bound of their own from the duals
+    (``siting._mclp_bound``), never for a claim of optimality. None when HiGHS returns none.
+    """
+    import highspy
+
+    try:
+        highspy.Highs.resetGlobalScheduler(True)  # see _solve_highs
+        with _silenced_stdout(o.verbose):
+            h = highspy.Highs()
+        _highs_options(h, o)
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
+        _highs_pass(h, highspy, replace(p, integrality=np.zeros(p.c.size, dtype=bool)))
+        if h.run() == highspy.HighsStatus.kError:
+            return None
+        sol = h.getSolution()
+    except Exception as exc:  # highspy raises plain RuntimeError/TypeError
+        raise SolverError(f"HiGHS failed on an LP relaxation: {exc}; try solver='cbc'") from exc
+    if not sol.dual_valid:
+        return None
+    duals = np.asarray(sol.row_dual, dtype=np.float64)
+    return duals if duals.shape == (p.A.shape[0],) and np.all(np.isfinite(duals)) else None
 
 
 def _solve_highs(p: MilpProblem, o: SolverOptions, warm: np.ndarray | None) -> SolveResult:

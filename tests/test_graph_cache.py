@@ -9,6 +9,7 @@ passing the old sha256: only the cache can then give the graph back. Caches go t
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -103,9 +104,11 @@ def test_hangzhou_walk_graph_cached_equals_parsed(hangzhou, tmp_path, monkeypatc
     first = load_graph(path, crs=CRS, cache_dir=cache)  # parses, writes the cache
     (entry,) = _cache_files(cache)
     assert entry.name == f"{_graph_cache.FORMAT}-{sha256_file(path)}.npz"
-    written = entry.stat().st_mtime_ns
+    written = entry.stat()
     second = load_graph(path, crs=CRS, cache_dir=cache)
-    assert entry.stat().st_mtime_ns == written  # read, not rewritten
+    # read, not rewritten (a rewrite replaces the file: a new inode); the read refreshes the mtime
+    assert entry.stat().st_ino == written.st_ino
+    assert entry.stat().st_mtime_ns >= written.st_mtime_ns
     _assert_same(first, want)
     _assert_same(second, want)
     with np.load(entry, allow_pickle=False) as z:
@@ -298,3 +301,47 @@ def test_bad_length_raises_with_and_without_a_cache(tmp_path, monkeypatch):
         with pytest.raises(DataError, match=r"1 edge\(s\) lack a valid `length`"):
             load_graph(path, crs=CRS, cache_dir=tmp_path / "graphs")
     assert _cache_files(tmp_path / "graphs") == []
+
+
+# ---------------------------------------------------------------- size cap (least recently used out)
+
+
+def _entries_by_length(cache: Path, tmp_path: Path, lengths: list[float]) -> list[Path]:
+    """One cache entry per edited square (each a different file content), oldest first by mtime."""
+    made = []
+    for k, length in enumerate(lengths):
+        graph = load_graph(_square(tmp_path, last_length=length), crs=CRS, cache_dir=cache)
+        entry = _graph_cache.cache_file(cache, graph.sha256)
+        os.utime(entry, (1_000_000 + k, 1_000_000 + k))
+        made.append(entry)
+    return made
+
+
+def test_cache_over_its_cap_drops_the_least_recently_used(tmp_path, monkeypatch):
+    cache = tmp_path / "graphs"
+    old, mid = _entries_by_length(cache, tmp_path, [110.0, 120.0])
+    size = old.stat().st_size
+    other = cache / "notes.txt"
+    other.write_text("not a cache entry")
+    load_graph(_square(tmp_path, last_length=110.0), crs=CRS, cache_dir=cache)  # a hit: `old` is now recent
+    assert old.stat().st_mtime > mid.stat().st_mtime
+    monkeypatch.setenv(_graph_cache.ENV_MAX_MB, str(2.5 * size / 2**20))  # room for two entries
+    new = load_graph(_square(tmp_path, last_length=140.0), crs=CRS, cache_dir=cache)
+    assert sorted(_cache_files(cache)) == sorted([old, _graph_cache.cache_file(cache, new.sha256)])
+    assert other.is_file()  # only cache entries are ever deleted
+
+
+def test_cache_cap_zero_keeps_only_the_entry_just_written(tmp_path, monkeypatch):
+    cache = tmp_path / "graphs"
+    _entries_by_length(cache, tmp_path, [110.0, 120.0])
+    monkeypatch.setenv(_graph_cache.ENV_MAX_MB, "0")
+    new = load_graph(_square(tmp_path, last_length=150.0), crs=CRS, cache_dir=cache)
+    assert _cache_files(cache) == [_graph_cache.cache_file(cache, new.sha256)]
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "nan"])
+def test_bad_cache_cap_is_a_warning_and_the_default(monkeypatch, caplog, value):
+    monkeypatch.setenv(_graph_cache.ENV_MAX_MB, value)
+    with caplog.at_level(logging.WARNING):
+        assert _graph_cache.max_bytes() == int(_graph_cache.DEFAULT_MAX_MB * 2**20)
+    assert _graph_cache.ENV_MAX_MB in caplog.text
