@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-FEAS_TOL = 1e-6
+from siting.solve import FEAS_TOL, is_feasible
+
 MAX_NEW_PER_UNIT = 12  # cheapest unopened candidates of a unit offered to the bed repair
 GUIDE_ALPHA = (0.05, 1.0)  # LP-guided greedy: cost × (alpha + 1 - x_lp); both tried (measured at 200k × 20k)
 
@@ -61,22 +62,6 @@ def greedy_start(problem: Any, idx: Any, guide: np.ndarray | None = None) -> np.
             if is_feasible(problem, x) and (best is None or problem.c @ x < problem.c @ best - 1e-6):
                 best = x
     return best
-
-
-def is_feasible(problem: Any, x: np.ndarray, tol: float = FEAS_TOL) -> bool:
-    """Every bound, row and integrality holds for ``x`` (within ``tol``, relative on large rows)."""
-    x = np.asarray(x, dtype=float)
-    if x.shape != (problem.A.shape[1],) or not np.all(np.isfinite(x)):
-        return False
-    if np.any(x < problem.col_lb - tol) or np.any(x > problem.col_ub + tol):
-        return False
-    if np.any(np.abs(x[problem.integrality] - np.round(x[problem.integrality])) > tol):
-        return False
-    ax = problem.A @ x
-    lo = np.where(np.isfinite(problem.row_lb), problem.row_lb, 0.0)
-    hi = np.where(np.isfinite(problem.row_ub), problem.row_ub, 0.0)
-    return bool(np.all(ax >= problem.row_lb - tol * (1.0 + np.abs(lo)))
-                and np.all(ax <= problem.row_ub + tol * (1.0 + np.abs(hi))))
 
 
 # ----------------------------------------------------------------------------- cover

@@ -44,6 +44,7 @@ EXISTING_STYLE = {"marker": "s", "color": "#1f3a93", "markersize": 7, "markeredg
 NEW_STYLE = {"marker": "^", "color": "#8e44ad", "markersize": 9, "markeredgecolor": "white"}
 CLOSED_STYLE = {"marker": "X", "color": "#555555", "markersize": 8, "markeredgecolor": "white"}
 HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+MIN_MARKER_PT = 2.5  # smallest site marker on a crowded city-scale map
 SINGLE_SIZE = (11.0, 9.0)  # inches
 DOUBLE_SIZE = (15.0, 8.6)
 MAP_NAMES = ("map_density_bands", "map_coverage", "map_bed_deficit")
@@ -108,7 +109,12 @@ def draw_north_arrow(ax: Any, angle_deg: float) -> None:
 
 
 def draw_units(ax: Any, units: gpd.GeoDataFrame, *, labels: bool = True, lw: float = 1.2) -> None:
-    """Planning-unit boundaries, and their names at a point inside each unit."""
+    """Planning-unit boundaries, and their names at a point inside each unit.
+
+    Past 50 units the lines thin (by the square root of the count, to 0.4 pt) so a city's
+    hundreds of units do not hide the cells they frame.
+    """
+    lw = max(0.4, lw * min(1.0, float(np.sqrt(50 / max(len(units), 1)))))
     units.boundary.plot(ax=ax, color="#333333", linewidth=lw, zorder=10)
     if labels:
         place_unit_labels(ax, units, [str(n) for n in units["name"]])
@@ -198,8 +204,22 @@ def _site_xy(layer: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _plot_points(ax: Any, layer: gpd.GeoDataFrame, style: dict[str, Any], label: str) -> Line2D:
     x, y = _site_xy(layer)
-    (line,) = ax.plot(x, y, linestyle="none", zorder=18, label=label, **style)
+    (line,) = ax.plot(x, y, linestyle="none", zorder=18, label=label, **scaled_marker(ax, style, len(layer)))
     return line
+
+
+def scaled_marker(ax: Any, style: dict[str, Any], n: int) -> dict[str, Any]:
+    """``style`` with markers shrunk when ``n`` points would bury the map under them.
+
+    City-scale plans open thousands of sites: the marker is at most half the mean spacing of
+    ``n`` points spread over the axes (in points), never below MIN_MARKER_PT; a few sites keep the
+    legend's size. The white edge thins with it so small markers keep their colour.
+    """
+    box = ax.get_position()
+    w_in, h_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
+    spacing_pt = 72.0 * float(np.sqrt(w_in * h_in / max(n, 1)))
+    size = float(np.clip(0.5 * spacing_pt, MIN_MARKER_PT, style["markersize"]))
+    return {**style, "markersize": size, "markeredgewidth": min(1.0, 0.12 * size)}
 
 
 # ---------------------------------------------------------------- the three maps
@@ -236,10 +256,10 @@ def map_density_bands(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules:
         handles.append(Line2D([], [], color="#1f3a93", linewidth=0.8, linestyle=styles[i % 4],
                               label=f"服务范围 service area {radius:g} m ({kind})"))
     draw_units(ax, demand.units, labels=False)
-    handles.append(_plot_points(ax, layers["facilities_existing"], EXISTING_STYLE,
-                                f"现有机构 existing institution ({len(layers['facilities_existing'])})"))
-    handles.append(_plot_points(ax, layers["facilities_new"], NEW_STYLE,
-                                f"新建机构 new institution ({len(layers['facilities_new'])})"))
+    for key, style, what in (("facilities_existing", EXISTING_STYLE, "现有机构 existing institution"),
+                             ("facilities_new", NEW_STYLE, "新建机构 new institution")):
+        _plot_points(ax, layers[key], style, "")
+        handles.append(Line2D([], [], linestyle="none", label=f"{what} ({len(layers[key])})", **style))
     handles.append(Line2D([], [], color="#333333", linewidth=1.2, label="规划单元 planning unit (ZJ-UNIT)"))
     _frame(ax, extent, demand.cells.crs)
     place_unit_labels(ax, demand.units, [str(n) for n in demand.units["name"]])

@@ -784,22 +784,14 @@ def solver_options(scenario: Any, *, time_limit_s: float | None = None) -> Solve
 def run_solver(problem: MilpProblem, options: SolverOptions, warm_start: np.ndarray | None = None) -> SolveResult:
     """:func:`siting.solve.solve_milp` with the model's warm-start handling.
 
-    With a start that meets every row (:func:`siting._warmstart.is_feasible`) the result is never
+    With a start that meets every row (:func:`siting.solve.is_feasible`) the result is never
     worse than the start: a run that stops without a plan, or with a worse one, returns the start
     as a ``time_limit`` incumbent with the solver's bound and the gap recomputed (never "optimal").
-    HiGHS runs once: when it hands back an x whose objective does not match (HiGHS 1.16 may report
-    the value of a start it improved in presolved space), x is kept with its own recomputed value,
-    and only a claimed optimum is re-solved without the start (as :func:`siting.solve.solve_milp` does).
+    An x whose objective HiGHS misreports is handled by ``solve_milp`` (kept at its true value;
+    a claimed optimum re-solved without the start in the time left).
     """
-    from . import _warmstart
-
-    start = warm_start if warm_start is not None and _warmstart.is_feasible(problem, warm_start) else None
-    if options.name == "highs" and start is not None:
-        res = _solve_mod._solve_highs(problem, options, np.asarray(start, dtype=np.float64))
-        if not _solve_mod._consistent(problem, res):
-            res = _honest(problem, res, res.x, options, start)
-    else:
-        res = _solve_mod.solve_milp(problem, options, warm_start=warm_start)
+    start = warm_start if warm_start is not None and _solve_mod.is_feasible(problem, warm_start) else None
+    res = _solve_mod.solve_milp(problem, options, warm_start=warm_start)
     if start is not None and res.status in ("time_limit", "no_solution"):
         value = float(problem.c @ start + problem.offset)
         worse = res.objective is None or (res.objective > value if problem.sense == "min" else res.objective < value)
@@ -807,19 +799,6 @@ def run_solver(problem: MilpProblem, options: SolverOptions, warm_start: np.ndar
             res = replace(res, status="time_limit", x=np.asarray(start, dtype=float), objective=value,
                           gap=_solve_mod._gap(value, res.bound), meta={**res.meta, "incumbent": "warm_start"})
     return res
-
-
-def _honest(problem: MilpProblem, res: SolveResult, x: np.ndarray | None, options: SolverOptions,
-            start: np.ndarray) -> SolveResult:
-    """A HiGHS result whose x and objective disagree: keep x at its true value, or re-solve."""
-    from . import _warmstart
-
-    if res.status == "optimal" or x is None or not _warmstart.is_feasible(problem, x):
-        again = _solve_mod.solve_milp(problem, options)
-        return replace(again, meta={**again.meta, "warm_start_discarded": True})
-    value = float(problem.c @ x + problem.offset)
-    return replace(res, objective=value, gap=_solve_mod._gap(value, res.bound),
-                   meta={**res.meta, "objective_recomputed": True})
 
 
 def _with_row(problem: MilpProblem, coeffs: np.ndarray, lb: float, ub: float) -> MilpProblem:
@@ -940,11 +919,10 @@ def _start_side_search(small: MilpProblem, idx: ModelIndex, options: SolverOptio
 def _take_side_result(small: MilpProblem, first: SolveResult, xs: np.ndarray | None, log: list[dict[str, Any]],
                       x: np.ndarray, stats: dict) -> tuple[SolveResult, np.ndarray | None, list[dict[str, Any]]]:
     """Use the side search's plan when it is feasible and cheaper than the time-limited incumbent."""
-    from . import _warmstart
 
     value = float(small.c @ x + small.offset)
     better = first.objective is None or value < first.objective - 1e-9 * max(1.0, abs(value))
-    used = better and _warmstart.is_feasible(small, x)
+    used = better and _solve_mod.is_feasible(small, x)
     if log:
         log[0]["side_search"] = {**stats, "objective": value, "used": bool(used)}
     if not used:

@@ -28,6 +28,8 @@ from siting._errors import SolverError
 Status = Literal["optimal", "time_limit", "infeasible", "no_solution"]
 
 _INF = 1e30  # both solvers treat |bound| >= 1e20..1e30 as infinite
+FEAS_TOL = 1e-6  # row, bound and integrality tolerance of is_feasible
+MIN_RESOLVE_S = 0.5  # a re-solve with less time left than this is not started
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,68 @@ def solve_milp(problem: MilpProblem, options: SolverOptions = SolverOptions(),
             raise SolverError(f"warm_start has shape {warm_start.shape}, expected ({problem.A.shape[1]},); "
                               "pass one value per column or None")
     if options.name == "highs":
+        t0 = time.perf_counter()
         res = _solve_highs(problem, options, warm_start)
         if warm_start is not None and not _consistent(problem, res):
-            # HiGHS 1.16 can return the MIP start's x with the objective of a better solution found
-            # in presolved space; distrust that pair and solve again without the start.
-            res = _solve_highs(problem, options, None)
-            res = SolveResult(**{**res.__dict__, "meta": {**res.meta, "warm_start_discarded": True}})
+            res = _after_inconsistent_start(problem, options, res, t0)
         return res
     if options.name == "cbc":
         return _solve_cbc(problem, options, warm_start)
     raise SolverError(f"solver {options.name!r} is unknown; use 'highs' or 'cbc'")
+
+
+def _after_inconsistent_start(p: MilpProblem, o: SolverOptions, res: SolveResult, t0: float) -> SolveResult:
+    """HiGHS returned an x whose own objective is not the one it reported.
+
+    HiGHS 1.16 can hand back the MIP start's x with the value of a better solution it found in
+    presolved space (cf. HiGHS #2439). A feasible x is kept at its true value, never as
+    "optimal"; only a claimed optimum (or an unusable x) is solved again without the start, in the
+    time the limit has left, and the better of the two plans is returned. Each run's dual bound
+    is valid, so the tighter one is kept.
+    """
+    kept = None
+    if res.x is not None and is_feasible(p, res.x):
+        value = float(p.c @ res.x + p.offset)
+        kept = replace(res, status="time_limit", objective=value, gap=_gap(value, res.bound),
+                       meta={**res.meta, "objective_recomputed": True})
+        if res.status != "optimal":
+            return kept
+    left = None if o.time_limit_s is None else o.time_limit_s - (time.perf_counter() - t0)
+    if left is not None and left <= MIN_RESOLVE_S:
+        return kept if kept is not None else replace(res, status="no_solution", x=None, objective=None, gap=None)
+    again = _solve_highs(p, replace(o, time_limit_s=left), None)
+    again = replace(again, meta={**again.meta, "warm_start_discarded": True})
+    return _better(p, kept, again)
+
+
+def _better(p: MilpProblem, a: SolveResult | None, b: SolveResult) -> SolveResult:
+    """The result with the better objective (``b`` on ties), carrying the tighter of both bounds."""
+    if a is None or a.objective is None:
+        return b
+    best = b
+    if b.objective is None or (a.objective < b.objective if p.sense == "min" else a.objective > b.objective):
+        best = a
+    bounds = [x.bound for x in (a, b) if x.bound is not None]
+    if not bounds or best.status == "optimal":
+        return best
+    bound = max(bounds) if p.sense == "min" else min(bounds)
+    return replace(best, bound=bound, gap=_gap(best.objective, bound))
+
+
+def is_feasible(problem: MilpProblem, x: np.ndarray, tol: float = FEAS_TOL) -> bool:
+    """Every bound, row and integrality holds for ``x`` (within ``tol``, relative on large rows)."""
+    x = np.asarray(x, dtype=float)
+    if x.shape != (problem.A.shape[1],) or not np.all(np.isfinite(x)):
+        return False
+    if np.any(x < problem.col_lb - tol) or np.any(x > problem.col_ub + tol):
+        return False
+    if np.any(np.abs(x[problem.integrality] - np.round(x[problem.integrality])) > tol):
+        return False
+    ax = problem.A @ x
+    lo = np.where(np.isfinite(problem.row_lb), problem.row_lb, 0.0)
+    hi = np.where(np.isfinite(problem.row_ub), problem.row_ub, 0.0)
+    return bool(np.all(ax >= problem.row_lb - tol * (1.0 + np.abs(lo)))
+                and np.all(ax <= problem.row_ub + tol * (1.0 + np.abs(hi))))
 
 
 # --------------------------------------------------------------------------------------------

@@ -183,3 +183,16 @@ def test_geographic_crs_is_refused(run, tmp_path):
     with pytest.raises(DataError, match="maps need a projected"):
         maps.draw_maps(tmp_path, *bad)
     assert not list(Path(tmp_path).glob("*.png"))
+
+
+@pytest.mark.parametrize(("n", "shrinks"), [(1, False), (120, False), (2_000, True), (50_000, True)])
+def test_site_markers_shrink_only_when_they_would_bury_the_map(n, shrinks):
+    fig = Figure(figsize=maps.DOUBLE_SIZE)
+    ax = fig.add_axes((0.015, 0.15, 0.48, 0.68))
+    style = maps.scaled_marker(ax, maps.NEW_STYLE, n)
+    size = style["markersize"]
+    assert maps.MIN_MARKER_PT <= size <= maps.NEW_STYLE["markersize"]
+    assert (size < maps.NEW_STYLE["markersize"]) == shrinks
+    assert style["marker"] == maps.NEW_STYLE["marker"] and style["color"] == maps.NEW_STYLE["color"]
+    if n == 50_000:
+        assert size == maps.MIN_MARKER_PT

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import sparse
 
+from siting import solve as S
 from siting._errors import SolverError
-from siting.solve import MilpProblem, SolverOptions, solve_milp
+from siting.solve import MilpProblem, SolveResult, SolverOptions, solve_milp
 
 SOLVERS = ["highs", "cbc"]
 
@@ -143,3 +147,62 @@ def test_highs_warm_start_never_returns_x_and_objective_that_disagree() -> None:
     assert res.objective == pytest.approx(2.0)
     assert float(c @ res.x) == pytest.approx(2.0)
     assert (A @ res.x >= 1 - 1e-9).all()
+
+
+def _defect_instance() -> tuple[MilpProblem, np.ndarray]:
+    """The regression instance above and the start HiGHS 1.16 misreports (true cost 3, said 2)."""
+    A = np.array([[0, 0, 0, 0, 0, 1, 1], [1, 0, 0, 0, 1, 0, 1], [1, 0, 0, 0, 0, 1, 0], [0, 0, 1, 0, 0, 0, 1],
+                  [0, 1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 0], [1, 0, 0, 1, 0, 0, 0], [0, 1, 0, 0, 0, 1, 0]],
+                 dtype=float)
+    p = MilpProblem(c=np.array([1, 1, 1, 2, 2, 0, 1.0]), A=sparse.csr_array(A), row_lb=np.ones(8),
+                    row_ub=np.full(8, np.inf), col_lb=np.zeros(7), col_ub=np.ones(7),
+                    integrality=np.ones(7, dtype=bool))
+    return p, np.array([1, 1, 0, 0, 0, 1, 1.0])
+
+
+def _misreported(p: MilpProblem, x: np.ndarray, status: str, said: float, bound: float) -> SolveResult:
+    return SolveResult(status=status, x=x, objective=said, bound=bound, gap=0.0, seconds=0.0,  # type: ignore[arg-type]
+                       solver="highs")
+
+
+def test_misreported_time_limit_result_is_kept_at_its_true_value_without_a_resolve():
+    p, start = _defect_instance()
+    said = _misreported(p, start, "time_limit", 2.0, 1.5)
+    res = S._after_inconsistent_start(p, SolverOptions(time_limit_s=100.0), said, time.perf_counter())
+    assert res.status == "time_limit" and res.objective == pytest.approx(3.0)
+    assert res.gap == pytest.approx(0.5) and res.meta.get("objective_recomputed")
+    assert "warm_start_discarded" not in res.meta  # no second solve
+
+
+def test_misreported_optimum_is_resolved_in_the_time_left_only():
+    p, start = _defect_instance()
+    claimed = _misreported(p, start, "optimal", 2.0, 2.0)
+    res = S._after_inconsistent_start(p, SolverOptions(time_limit_s=60.0), claimed, time.perf_counter())
+    assert res.status == "optimal" and res.objective == pytest.approx(2.0)  # re-solved: the true optimum
+    assert res.meta.get("warm_start_discarded")
+    # the limit already spent: no second solve, the start at its true value, never "optimal"
+    late = S._after_inconsistent_start(p, SolverOptions(time_limit_s=60.0), claimed, time.perf_counter() - 61.0)
+    assert late.status == "time_limit" and late.objective == pytest.approx(3.0)
+    assert late.bound == pytest.approx(2.0) and "warm_start_discarded" not in late.meta
+
+
+def test_misreported_infeasible_x_without_time_left_is_no_solution():
+    p, _ = _defect_instance()
+    bad = _misreported(p, np.zeros(7), "optimal", 2.0, 2.0)
+    res = S._after_inconsistent_start(p, SolverOptions(time_limit_s=1.0), bad, time.perf_counter() - 5.0)
+    assert res.status == "no_solution" and res.x is None and res.objective is None
+
+
+@pytest.mark.parametrize("sense", ["min", "max"])
+def test_better_keeps_the_better_plan_and_the_tighter_bound(sense):
+    p, _ = _defect_instance()
+    p = replace(p, sense=sense)
+    good, poor = (3.0, 5.0) if sense == "min" else (5.0, 3.0)
+    a = SolveResult(status="time_limit", x=np.ones(7), objective=good, bound=1.0 if sense == "min" else 9.0,
+                    gap=None, seconds=0.0, solver="highs")
+    b = SolveResult(status="time_limit", x=np.ones(7), objective=poor, bound=2.0 if sense == "min" else 8.0,
+                    gap=None, seconds=0.0, solver="highs")
+    best = S._better(p, a, b)
+    assert best.objective == good
+    assert best.bound == (2.0 if sense == "min" else 8.0)
+    assert S._better(p, None, b) is b
