@@ -127,14 +127,18 @@ def place_unit_labels(ax: Any, units: gpd.GeoDataFrame, texts: list[str]) -> lis
     order = np.argsort(-units.geometry.area.to_numpy(), kind="stable")
     points = units.geometry.representative_point().to_numpy()
     placed: list[Any] = []
+    boxes = np.empty((len(order), 4))  # x0, y0, x1, y1 (display units) of the labels kept so far
     renderer = _renderer(ax.figure)
     for i in order:
         t = ax.text(points[i].x, points[i].y, texts[i], ha="center", va="center", fontsize=size, zorder=19,
                     color="#222222", linespacing=1.15, path_effects=HALO)
-        box = t.get_window_extent(renderer)
-        if any(box.overlaps(other.get_window_extent(renderer)) for other in placed):
+        b = t.get_window_extent(renderer)
+        x0, x1, y0, y1 = min(b.x0, b.x1), max(b.x0, b.x1), min(b.y0, b.y1), max(b.y0, b.y1)
+        kept = boxes[: len(placed)]  # Bbox.overlaps, against every kept box at once
+        if np.any((x0 < kept[:, 2]) & (kept[:, 0] < x1) & (y0 < kept[:, 3]) & (kept[:, 1] < y1)):
             t.remove()
         else:
+            boxes[len(placed)] = (x0, y0, x1, y1)
             placed.append(t)
     return placed
 
