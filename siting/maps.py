@@ -45,6 +45,7 @@ NEW_STYLE = {"marker": "^", "color": "#8e44ad", "markersize": 9, "markeredgecolo
 CLOSED_STYLE = {"marker": "X", "color": "#555555", "markersize": 8, "markeredgecolor": "white"}
 HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]
 MIN_MARKER_PT = 2.5  # smallest site marker on a crowded city-scale map
+AREAS_IN_FULL = 300  # service-area outlines drawn at full weight up to this many; thinner beyond
 SINGLE_SIZE = (11.0, 9.0)  # inches
 DOUBLE_SIZE = (15.0, 8.6)
 MAP_NAMES = ("map_density_bands", "map_coverage", "map_bed_deficit")
@@ -254,8 +255,10 @@ def map_density_bands(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules:
     styles = ("-", "--", ":", "-.")
     for i, (name, radius, _rule) in enumerate(export._radius_bands(rules, speed)):
         sub = areas[areas["band"] == name]
-        if len(sub):
-            sub.boundary.plot(ax=ax, color="#1f3a93", linewidth=0.8, linestyle=styles[i % 4], zorder=12)
+        if len(sub):  # thousands of circles at city scale: thinner and lighter so the bands show
+            crowd = min(1.0, float(np.sqrt(AREAS_IN_FULL / len(areas))))
+            sub.boundary.plot(ax=ax, color="#1f3a93", linewidth=max(0.2, 0.8 * crowd), alpha=max(0.35, crowd),
+                              linestyle=styles[i % 4], zorder=12)
         kind = "圆 circle" if reach.mode != "network" else "可达网格 cells reached"
         handles.append(Line2D([], [], color="#1f3a93", linewidth=0.8, linestyle=styles[i % 4],
                               label=f"服务范围 service area {radius:g} m ({kind})"))
