@@ -224,6 +224,8 @@ def scaled_marker(ax: Any, style: dict[str, Any], n: int) -> dict[str, Any]:
     w_in, h_in = box.width * ax.figure.get_figwidth(), box.height * ax.figure.get_figheight()
     spacing_pt = 72.0 * float(np.sqrt(w_in * h_in / max(n, 1)))
     size = float(np.clip(0.5 * spacing_pt, MIN_MARKER_PT, style["markersize"]))
+    if size >= style["markersize"]:
+        return dict(style)  # a few sites: drawn exactly as the legend shows them
     return {**style, "markersize": size, "markeredgewidth": min(1.0, 0.12 * size)}
 
 

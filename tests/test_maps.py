@@ -196,3 +196,9 @@ def test_site_markers_shrink_only_when_they_would_bury_the_map(n, shrinks):
     assert style["marker"] == maps.NEW_STYLE["marker"] and style["color"] == maps.NEW_STYLE["color"]
     if n == 50_000:
         assert size == maps.MIN_MARKER_PT
+
+
+def test_a_few_sites_keep_the_style_unchanged():
+    fig = Figure(figsize=maps.SINGLE_SIZE)
+    ax = fig.add_axes((0.03, 0.14, 0.94, 0.74))
+    assert maps.scaled_marker(ax, maps.EXISTING_STYLE, 200) == maps.EXISTING_STYLE
