@@ -91,11 +91,16 @@ def _coverage_count(A: sparse.csr_array, chosen: np.ndarray) -> np.ndarray:
 
 
 def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chosen: np.ndarray,
-                  cnt: np.ndarray, cols: np.ndarray, opts: SolverOptions) -> np.ndarray | None:
-    """Best selection of ``cols`` (same count) given the other open sites; None if no strict gain."""
+                  cnt: np.ndarray, cols: np.ndarray, opts: SolverOptions,
+                  spend: tuple[np.ndarray, float] | None = None) -> np.ndarray | None:
+    """Best selection of ``cols`` given the other open sites; None if no strict gain.
+
+    Without ``spend`` the window keeps its count; with ``spend = (cost, slack)`` it may spend what
+    its open sites cost plus the budget ``slack`` left (and any count).
+    """
     k = int(chosen[cols].sum())
     rows = np.unique(AT[cols].indices)
-    if rows.size == 0 or k == 0:
+    if rows.size == 0 or (k == 0 and spend is None):
         return None
     inside_cnt = np.asarray(sparse.csr_array(A[rows][:, cols]) @ chosen[cols].astype(np.int32)).ravel()
     open_rows = rows[(cnt[rows] - inside_cnt == 0) & (w[rows] > 0)]
@@ -107,11 +112,16 @@ def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chos
     now = chosen[cols]
     y0 = np.minimum(1.0, np.asarray(S @ now.astype(np.float64)).ravel())
     base = float(ws @ y0)
-    res = solve_milp(max_cover_problem(S, ws, n_sites=k), opts, warm_start=np.concatenate([now.astype(np.float64), y0]))
+    if spend is None:
+        prob = max_cover_problem(S, ws, n_sites=k)
+    else:
+        cost, slack = spend
+        prob = max_cover_problem(S, ws, budget=float(cost[cols] @ now) + slack, cost=cost[cols])
+    res = solve_milp(prob, opts, warm_start=np.concatenate([now.astype(np.float64), y0]))
     if res.x is None:
         return None
     x = res.x[:m] > 0.5
-    if x.sum() > k:
+    if (spend is None and x.sum() > k) or (spend is not None and cost[cols] @ x > cost[cols] @ now + slack + 1e-9):
         return None
     gain = float(ws @ (np.asarray(S @ x.astype(np.float64)).ravel() > 0)) - base
     return x if gain > 1e-9 * max(1.0, float(ws.sum())) else None
@@ -119,10 +129,12 @@ def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chos
 
 def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *, sizes: tuple[int, ...] = (100,),
                        max_passes: int = 4, time_limit_s: float = 30.0, sub_nodes: int = 500,
-                       sub_time_s: float = 30.0) -> WindowSearch:
+                       sub_time_s: float = 30.0, cost: np.ndarray | None = None,
+                       budget: float | None = None) -> WindowSearch:
     """Per window size (small first), re-solve the window around each open site until a pass finds nothing.
 
-    ``A`` rows × sites (binary CSR), ``w`` row weights, ``chosen`` bool per site (kept in count).
+    ``A`` rows × sites (binary CSR), ``w`` row weights, ``chosen`` bool per site (kept in count;
+    with ``cost`` and ``budget`` instead, the total cost stays within the budget).
     Each window MILP runs single-threaded with a node limit (``sub_nodes``, deterministic);
     ``sub_time_s`` and ``time_limit_s`` are safety caps. Only ever improves the covered weight;
     never claims optimality.
@@ -150,7 +162,8 @@ def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *
                     continue
                 cols = window(C, int(seed), size)
                 windows += 1
-                x = _solve_window(A, AT, w, chosen, cnt, cols, opts)
+                spend = None if cost is None or budget is None else (cost, budget - float(cost @ chosen))
+                x = _solve_window(A, AT, w, chosen, cnt, cols, opts, spend)
                 clean[seed] = True
                 if x is None:
                     continue

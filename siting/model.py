@@ -78,6 +78,9 @@ TIE_BREAK_MIN_S = 10.0  # each tie-break stage may take this long, or TIE_BREAK_
 TIE_BREAK_FACTOR = 1.0
 LP_GUIDE_MIN_CANDIDATES = 2_000  # below this HiGHS finds good plans unaided; the LP guide is not worth it
 LP_GUIDE_SHARE = 0.2  # the guiding LP may take at most this share of the time limit
+START_SHARE = 0.2  # max coverage: the greedy start's completion MILP may take this share of the limit
+COVERAGE_START_CAP_S = 30.0  # ... or this long without a limit
+OWN_BOUND_SHARE = 0.2  # max coverage: our own LP-dual bound may take this share of the limit
 SIDE_SEARCH_MIN_CANDIDATES = 2_000  # below this HiGHS alone proves optimality; no second process
 SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after its start-up
 SIDE_SEARCH_MARGIN_S = 1.0  # the side search is due this long before the primary stage's limit
@@ -872,14 +875,22 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
     from . import _warmstart
 
     t0 = time.perf_counter()
+    limit0 = options.time_limit_s
     small, keep, fill = compact_problem(problem, idx, rules)
-    start = _warmstart.greedy_start(problem, idx, _lp_guide(small, idx, fill, options))
+    if idx.meta.get("kind") == "max_coverage":
+        cap = COVERAGE_START_CAP_S if options.time_limit_s is None else START_SHARE * options.time_limit_s
+        start = _warmstart.coverage_start(problem, idx, time_limit_s=cap)
+    else:
+        start = _warmstart.greedy_start(problem, idx, _lp_guide(small, idx, fill, options))
     t_start = time.perf_counter() - t0
     if options.time_limit_s is not None:  # the limit bounds the whole solve, the start included
         if t_start >= options.time_limit_s:
             start = None  # it came too late to count as found within the limit
         options = replace(options, time_limit_s=max(options.time_limit_s - t_start, 0.0))
     small_stages = [(name, vec[keep], sense) for name, vec, sense in stages]
+    own = _own_coverage_bound(problem, idx, start, options, limit0)
+    if own is not None and options.time_limit_s is not None:
+        options = replace(options, time_limit_s=max(options.time_limit_s - own[1], 0.0))
     side = _start_side_search(small, idx, options, None if start is None else start[keep])
     if side is not None:
         options = replace(options, threads=options.threads - 1)  # the other core runs the side search
@@ -895,10 +906,46 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
     assert first is not None
     if found is not None:
         first, xs, log = _take_side_result(small, first, xs, log, *found)
+    if own is not None and first.status == "time_limit" and first.objective is not None and (
+            first.bound is None or own[0] < first.bound):
+        first = replace(first, bound=own[0], gap=_solve_mod._gap(first.objective, own[0]),
+                        meta={**first.meta, "bound_from": "lp_duals"})
+        if log:
+            log[0]["own_bound"] = own[0]
     if log:
         log[0]["warm_start"] = None if start is None else {
             "objective": float(problem.c @ start + problem.offset), "seconds": round(t_start, 3)}
     return first, None if xs is None else fill(xs), log
+
+
+def _own_coverage_bound(problem: MilpProblem, idx: ModelIndex, start: np.ndarray | None,
+                        options: SolverOptions, limit: float | None) -> tuple[float, float] | None:
+    """(upper bound on covered elderly, seconds) for a time-limited max-coverage model; else None.
+
+    Every rule but coverage and the site limits is dropped (a relaxation), each candidate costs at
+    least its site plus its cheapest module, and :func:`siting._mclp_bound.coverage_bound` bounds
+    that MCLP, within ``OWN_BOUND_SHARE`` of the whole time ``limit`` (its LP needs 8–9 s at
+    200k × 20k). Not valid when a column may earn money (closing an institution, a negative cost)
+    or when coverage is capacitated: then None. At 200k × 20k HiGHS's own bound stays trivial.
+    """
+    from . import _warmstart
+    from ._mclp_bound import coverage_bound
+
+    if (idx.meta.get("kind") != "max_coverage" or limit is None or start is None
+            or idx.meta.get("capacitated") or np.any(idx.cost < 0) or np.any(idx.col_o >= 0)
+            or not len(idx.col_cov)):
+        return None
+    t = time.perf_counter()
+    m, w, cost, met = _warmstart.coverage_view(problem, idx)
+    live = np.flatnonzero(~met & (w > 0))
+    cols = np.flatnonzero(problem.col_ub[idx.col_x] > 0.5)  # candidates a plan may open
+    n_left, b_left = _warmstart._limits_left(problem, idx)
+    res = coverage_bound(m[live][:, cols], w[live], start[idx.col_x[cols]] > 0.5, n_sites=n_left,
+                         budget=None if b_left is None else max(b_left, 0.0), cost=cost[cols],
+                         time_limit_s=min(OWN_BOUND_SHARE * limit, options.time_limit_s or 0.0),
+                         threads=options.threads)
+    already = problem.offset + float(w[met].sum())  # rows every plan covers
+    return already + res.bound, time.perf_counter() - t
 
 
 def _start_side_search(small: MilpProblem, idx: ModelIndex, options: SolverOptions, start: np.ndarray | None):

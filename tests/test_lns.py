@@ -65,6 +65,27 @@ def test_small_windows_never_worsen_and_keep_the_count(seed):
     assert res.objective <= solve_max_coverage(A, w, n_sites=6).objective + 1e-9  # never above the optimum
 
 
+def brute_best_budget(D: np.ndarray, w: np.ndarray, cost: np.ndarray, budget: float) -> float:
+    m = D.shape[1]
+    return max(covered(D, w, np.array(c, dtype=int)) for k in range(m + 1) for c in itertools.combinations(range(m), k)
+               if cost[list(c)].sum() <= budget + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_budget_windows_stay_within_the_budget_and_are_exact_on_one_window(seed):
+    A, D, w = random_cover(200 + seed, n=50, m=10, density=0.2)
+    cost = np.random.default_rng(seed).integers(1, 5, 10).astype(float)
+    budget = 6.0
+    start = R.greedy_max_cover(R.binary_csr(A), w, None, budget, cost)
+    res = L.improve_by_windows(R.binary_csr(A), w, start, sizes=(10,), cost=cost, budget=budget)
+    assert cost[res.chosen].sum() <= budget + 1e-9
+    assert res.objective >= covered(D, w, start) - 1e-9
+    assert res.objective == pytest.approx(covered(D, w, res.chosen))
+    assert res.objective == pytest.approx(brute_best_budget(D, w, cost, budget))  # one window: exact
+    small = L.improve_by_windows(R.binary_csr(A), w, start, sizes=(3,), cost=cost, budget=budget)
+    assert cost[small.chosen].sum() <= budget + 1e-9 and small.objective >= covered(D, w, start) - 1e-9
+
+
 def test_improves_a_poor_start_and_is_deterministic():
     A, _, w = random_cover(7, n=300, m=60, density=0.04)
     start = np.zeros(60, dtype=bool)

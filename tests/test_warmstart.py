@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_model import HYP, PRESET, RULES, Tiny, brute_force, line_instance, make_scenario, tiny_instances
+from test_model import (
+    HYP,
+    PRESET,
+    RULES,
+    Tiny,
+    brute_force,
+    line_instance,
+    make_scenario,
+    scipy_optimum,
+    tiny_instances,
+)
 
 from siting import _warmstart, model
 from siting.solve import SolverOptions
@@ -46,10 +56,60 @@ def test_is_feasible_rejects_a_plan_that_opens_nothing() -> None:
     assert not _warmstart.is_feasible(problem, np.zeros(problem.A.shape[1]))
 
 
-def test_no_start_for_max_coverage() -> None:
+def test_no_cover_start_for_max_coverage() -> None:
     sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6})
     problem, idx = model.build_problem(sc, RULES, *line_instance().objects())
     assert _warmstart.greedy_start(problem, idx) is None
+    cost_problem, cost_idx = model.build_problem(make_scenario(), RULES, *line_instance().objects())
+    assert _warmstart.coverage_start(cost_problem, cost_idx) is None  # and no coverage start for min_cost
+
+
+def _max_cover(limit: str, value: float, beds_rule: str):
+    objective = {"kind": "max_coverage", limit: value, "beds_rule": beds_rule}
+    return make_scenario(objective=objective)
+
+
+@HYP
+@given(t=tiny_instances(), budget=st.sampled_from([1e6, 3e6, 6e6, 2e7]), n_sites=st.integers(1, 3),
+       by_count=st.booleans(), beds_rule=st.sampled_from(["objective", "constraint"]))
+def test_coverage_start_is_feasible_and_the_own_bound_holds(t: Tiny, budget: float, n_sites: int, by_count: bool,
+                                                            beds_rule: str) -> None:
+    sc = _max_cover("n_sites" if by_count else "budget", n_sites if by_count else budget, beds_rule)
+    problem, idx = model.build_problem(sc, RULES, *t.objects())
+    truth = scipy_optimum(problem)  # scipy's own HiGHS on the same model: most elderly covered
+    if beds_rule == "constraint":  # then brute force reads the same rules
+        bf = brute_force(t, sc)
+        assert (truth is None) == (bf is None) and (bf is None or abs(bf[0] - truth) < 1e-6)
+    x = _warmstart.coverage_start(problem, idx)
+    if truth is None:
+        assert x is None
+    if x is None:  # also when the plan restricted to the greedy's sites cannot meet the other rules
+        return
+    assert _warmstart.is_feasible(problem, x)
+    assert problem.c @ x + problem.offset <= truth + 1e-6  # a plan, never better than the optimum
+    own = model._own_coverage_bound(problem, idx, x, SolverOptions(time_limit_s=10.0), 10.0)
+    assert own is not None
+    assert own[0] >= truth - 1e-6  # a bound: never below the optimum
+
+
+def test_coverage_start_on_the_line_instance_opens_within_the_budget() -> None:
+    t = line_instance()
+    for limit, value in (("budget", 5e6), ("n_sites", 1)):
+        sc = _max_cover(limit, value, "objective")
+        problem, idx = model.build_problem(sc, RULES, *t.objects())
+        x = _warmstart.coverage_start(problem, idx)
+        assert x is not None and _warmstart.is_feasible(problem, x)
+        assert x[idx.col_x].sum() >= 1  # the budget buys a site, and the greedy opens it
+        assert problem.c @ x + problem.offset <= scipy_optimum(problem) + 1e-6
+
+
+def test_no_own_bound_when_closing_earns_money() -> None:
+    t = line_instance()
+    sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6},
+                       existing_facilities={"allow_close": True}, costs={"close": 100_000})
+    problem, idx = model.build_problem(sc, RULES, *t.objects())
+    x = _warmstart.coverage_start(problem, idx)
+    assert model._own_coverage_bound(problem, idx, x, SolverOptions(time_limit_s=10.0), 10.0) is None
 
 
 @pytest.mark.parametrize("seed", range(20))
