@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 STYLE = {"siting": {"color": "tab:blue", "marker": "o"}, "spopt": {"color": "tab:red", "marker": "s"}}
-LINE = {"lscp": "-", "mclp": "--", "full": ":", "full-network": "-."}
-MARK = {"full": "^", "full-network": "v"}
+LINE = {"lscp": "-", "mclp": "--", "full": ":", "full-network": "-.", "full-budget": (0, (1, 3))}
+MARK = {"full": "^", "full-network": "v", "full-budget": "D"}
 
 
 def latest(records: list[dict], solver: str = "highs") -> dict[tuple[str, str], list[dict]]:

@@ -12,10 +12,13 @@ Problems: ``lscp`` (set cover: every cell owed a radius — ZJ-R500 / ZJ-R1000 �
 sites), ``mclp`` (p = M/10 sites, maximise covered elderly), ``full`` (the planning model:
 band radii + ZJ-BEDS per ~10k-elderly unit + existing institutions + 60/100/150-bed modules,
 default-scenario costs, ``siting.model.plan``), ``full-network`` (same, network reach on a
-synthetic street grid). Variants (ablations): ``plain`` = one MILP on the unreduced matrix via
+synthetic street grid), ``full-budget`` (the planning model with ``kind: max_coverage``: most elderly
+reached within BUDGET_PER_CELL × N CNY, ZJ-BEDS as a second objective).
+Variants (ablations): ``plain`` = one MILP on the unreduced matrix via
 ``siting.solve.solve_milp`` (no reductions, no decomposition, no warm start); ``nowindow`` = MCLP
 without the window search (``siting._lns``); ``noreduce`` =
-``build_problem(reduce=False)`` for the full model.
+``build_problem(reduce=False)`` for the full model; ``nostart`` = full-budget without the
+max-coverage start (``siting._warmstart.coverage_start``) and its own bound.
 
 spopt: ``LSCP/MCLP.from_cost_matrix`` on the dense 0/1 matrix (1 = beyond the cell's own
 radius) with ``service_radius=0.5``, solved by PuLP's HiGHS (``--spopt-solver highs``, the
@@ -49,9 +52,12 @@ sys.path.insert(0, str(HERE))
 
 import _instances as inst_mod  # noqa: E402
 
-PROBLEMS = ("lscp", "mclp", "full", "full-network")
-_VARIANTS = {"lscp": ("plain",), "mclp": ("plain", "nowindow"), "full": ("noreduce",), "full-network": ("noreduce",)}
-ALL_VARIANTS = ("plain", "nowindow", "noreduce")
+PROBLEMS = ("lscp", "mclp", "full", "full-network", "full-budget")
+_VARIANTS = {"lscp": ("plain",), "mclp": ("plain", "nowindow"), "full": ("noreduce",), "full-network": ("noreduce",),
+             "full-budget": ("nostart",)}
+BUDGET_PER_CELL = 100_000.0  # full-budget: CNY per demand cell (5e9 at 50k, 2e10 at 200k: about half the cells owed
+# a radius can be reached)
+ALL_VARIANTS = ("plain", "nowindow", "noreduce", "nostart")
 MCLP_LIMIT_S = 120.0
 FULL_LIMIT_S = 300.0
 OBJ_RTOL = 1e-6
@@ -176,6 +182,14 @@ def _full(case: dict, inst: Any) -> dict:
     scen = pi.scenario.model_copy(update={"solver": pi.scenario.solver.model_copy(
         update={"name": case["solver"], "time_limit_s": case.get("time_limit") or FULL_LIMIT_S,
                 "threads": case["threads"]})})
+    if case["problem"] == "full-budget":
+        scen = scen.model_copy(update={"objective": scen.objective.model_copy(update={
+            "kind": "max_coverage", "budget": BUDGET_PER_CELL * inst.n, "beds_rule": "objective",
+            "coverage_curve": None})})
+    if case["variant"] == "nostart":
+        from siting import _warmstart
+
+        _warmstart.coverage_start = lambda *a, **k: None  # ablation only, in this child process
     t = time.perf_counter()
     problem, idx = sm.build_problem(scen, pi.rules, pi.demand, pi.sites, reach, reduce=case["variant"] != "noreduce")
     t_build = time.perf_counter() - t
@@ -394,7 +408,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--solver", default="highs", choices=["highs", "cbc"], help="siting's MILP solver")
     ap.add_argument("--spopt-solver", default="highs", choices=["highs", "cbc"], help="PuLP solver given to spopt")
     ap.add_argument("--threads", type=int, default=2, help="solver threads (plain/full variants)")
-    ap.add_argument("--variants", default="", help="ablations: plain (lscp/mclp), nowindow (mclp), noreduce (full)")
+    ap.add_argument("--variants", default="", help="ablations: plain (lscp/mclp), nowindow (mclp), noreduce (full), "
+                                                       "nostart (full-budget)")
     ap.add_argument("--street-m", type=float, default=100.0, help="street lattice spacing, full-network")
     ap.add_argument("--time-limit", type=float, default=FULL_LIMIT_S, help="full model: solver limit (s)")
     ap.add_argument("--report", action="store_true", help="print the table of --out (every run) and exit")

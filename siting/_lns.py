@@ -92,11 +92,11 @@ def _coverage_count(A: sparse.csr_array, chosen: np.ndarray) -> np.ndarray:
 
 def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chosen: np.ndarray,
                   cnt: np.ndarray, cols: np.ndarray, opts: SolverOptions,
-                  spend: tuple[np.ndarray, float] | None = None) -> np.ndarray | None:
+                  spend: tuple[np.ndarray, float] | None = None, keep_count: bool = True) -> np.ndarray | None:
     """Best selection of ``cols`` given the other open sites; None if no strict gain.
 
     Without ``spend`` the window keeps its count; with ``spend = (cost, slack)`` it may spend what
-    its open sites cost plus the budget ``slack`` left (and any count).
+    its open sites cost plus the budget ``slack`` left, and keeps its count only if ``keep_count``.
     """
     k = int(chosen[cols].sum())
     rows = np.unique(AT[cols].indices)
@@ -116,12 +116,14 @@ def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chos
         prob = max_cover_problem(S, ws, n_sites=k)
     else:
         cost, slack = spend
-        prob = max_cover_problem(S, ws, budget=float(cost[cols] @ now) + slack, cost=cost[cols])
+        prob = max_cover_problem(S, ws, n_sites=k if keep_count else None, budget=float(cost[cols] @ now) + slack,
+                                 cost=cost[cols])
     res = solve_milp(prob, opts, warm_start=np.concatenate([now.astype(np.float64), y0]))
     if res.x is None:
         return None
     x = res.x[:m] > 0.5
-    if (spend is None and x.sum() > k) or (spend is not None and cost[cols] @ x > cost[cols] @ now + slack + 1e-9):
+    if ((spend is None or keep_count) and x.sum() > k) or (
+            spend is not None and cost[cols] @ x > cost[cols] @ now + slack + 1e-9):
         return None
     gain = float(ws @ (np.asarray(S @ x.astype(np.float64)).ravel() > 0)) - base
     return x if gain > 1e-9 * max(1.0, float(ws.sum())) else None
@@ -130,11 +132,12 @@ def _solve_window(A: sparse.csr_array, AT: sparse.csr_array, w: np.ndarray, chos
 def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *, sizes: tuple[int, ...] = (100,),
                        max_passes: int = 4, time_limit_s: float = 30.0, sub_nodes: int = 500,
                        sub_time_s: float = 30.0, cost: np.ndarray | None = None,
-                       budget: float | None = None) -> WindowSearch:
+                       budget: float | None = None, keep_count: bool = True) -> WindowSearch:
     """Per window size (small first), re-solve the window around each open site until a pass finds nothing.
 
     ``A`` rows × sites (binary CSR), ``w`` row weights, ``chosen`` bool per site (kept in count;
-    with ``cost`` and ``budget`` instead, the total cost stays within the budget).
+    with ``cost`` and ``budget`` the total cost also stays within the budget, and the count is
+    free unless ``keep_count``).
     Each window MILP runs single-threaded with a node limit (``sub_nodes``, deterministic);
     ``sub_time_s`` and ``time_limit_s`` are safety caps. Only ever improves the covered weight;
     never claims optimality.
@@ -163,7 +166,7 @@ def improve_by_windows(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *
                 cols = window(C, int(seed), size)
                 windows += 1
                 spend = None if cost is None or budget is None else (cost, budget - float(cost @ chosen))
-                x = _solve_window(A, AT, w, chosen, cnt, cols, opts, spend)
+                x = _solve_window(A, AT, w, chosen, cnt, cols, opts, spend, keep_count)
                 clean[seed] = True
                 if x is None:
                     continue

@@ -7,14 +7,15 @@ so the only bound it reports is trivial (a 29 % "gap" on a plan that is within a
     L(u) = sum_i (w_i - u_i) + max { v·x : sum x <= p, cost·x <= budget, x in [0, 1] },
     v = col_w + A^T u,
 
-which bounds the optimum from above for every such ``u``; its minimum over ``u`` equals the LP
-bound. Multipliers from the LP's duals (HiGHS interior point without crossover: 8 s at 200k × 20k,
-where the MILP's own root LP had not finished in 120 s) give that bound; each evaluation of L is
+which bounds the optimum from above for every such ``u``; with one limit its minimum over ``u``
+equals the LP bound (with both, each relaxed on its own, it may be higher). Multipliers from the
+LP's duals (HiGHS interior point without crossover: 8 s at 200k × 20k, where the MILP's own root
+LP had not finished in 120 s) give that bound; each evaluation of L is
 two sparse products and a partial sort, so a few hundred projected subgradient steps are cheap
 too. Whatever the multipliers, L(u) is computed exactly here, so the bound is valid even when the
 LP did not converge. The first multipliers, ``u_i = w_i`` on the rows the incumbent S leaves
-unreached and 0 elsewhere, give a bound at least as tight as the classic one for submodular
-coverage, ``f(S) + the p largest marginal gains``.
+unreached and 0 elsewhere, give (with a count limit) a bound at least as tight as the classic one
+for submodular coverage, ``f(S) + the p largest marginal gains``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from siting._errors import SolverError
 from siting._lns import max_cover_problem
 from siting.solve import SolverOptions, lp_row_duals
 
 SAFETY = 1e-9  # relative slack added to the bound against floating-point summation error
+TIME_SHARE = 0.2  # callers give the bound at most this share of a time limit (the LP: 8 s at 200k × 20k)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def coverage_bound(A: sparse.csr_array, w: np.ndarray, chosen: np.ndarray, *, co
             stall += 1
             if stall >= 10:
                 theta, stall = theta / 2, 0
-    pad = SAFETY * scale
+    pad = SAFETY * max(scale, abs(best), abs(start))
     return CoverageBound(bound=max(best, incumbent) + pad, start_bound=start + pad,
                          lp_bound=None if lp_value is None else lp_value + pad, iterations=it,
                          seconds=time.perf_counter() - t0)
@@ -149,5 +152,8 @@ def _lp_duals(A: sparse.csr_array, w: np.ndarray, cw: np.ndarray, n_sites: int |
     if time_limit_s <= 0.05 or A.shape[0] == 0:
         return None
     prob = max_cover_problem(A, w, col_w=cw, n_sites=n_sites, budget=budget, cost=cost)
-    duals = lp_row_duals(prob, SolverOptions(time_limit_s=time_limit_s, threads=threads))
+    try:
+        duals = lp_row_duals(prob, SolverOptions(time_limit_s=time_limit_s, threads=threads))
+    except SolverError:  # the bound is optional: fall back to the subgradient from the first multipliers
+        return None
     return None if duals is None else duals[: A.shape[0]]

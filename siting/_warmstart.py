@@ -331,7 +331,8 @@ def coverage_view(problem: Any, idx: Any) -> tuple[sparse.csr_array, np.ndarray,
     """The max-coverage model seen as an MCLP over its candidates.
 
     Returns (cover rows × candidates 0/1, row weights, per-candidate least cost = site + cheapest
-    module, rows already met by the columns every plan keeps: forced sites, existing institutions).
+    module, rows already met by forced sites and by existing institutions — closable ones counted
+    as open, as the start keeps them).
     """
     m, met = _cover_parts(problem, idx)
     return m, idx.covered[idx.col_cov].astype(float), _open_cost(problem, idx), met
@@ -346,7 +347,8 @@ def _limits_left(problem: Any, idx: Any) -> tuple[int | None, float | None]:
     return n_left, b_left
 
 
-def coverage_greedy(problem: Any, idx: Any, share: float = 1.0, window_s: float = 0.0) -> np.ndarray:
+def coverage_greedy(problem: Any, idx: Any, share: float = 1.0, window_s: float = 0.0,
+                    swap_s: float = 5.0) -> np.ndarray:
     """Bool per candidate: greedy max coverage (weight per CNY of its least cost under a budget),
     spending at most ``share`` of the budget left; with a site count only, swaps improve it; then
     for up to ``window_s`` the window search (:func:`siting._lns.improve_by_windows`) re-solves
@@ -362,10 +364,11 @@ def coverage_greedy(problem: Any, idx: Any, share: float = 1.0, window_s: float 
     b = None if b_left is None else max(0.0, share * b_left)
     pick = R.greedy_max_cover(A, w[live], n_left, b, cost[cols])
     if b is None and n_left is not None:
-        pick = R.improve_max_cover(A, w[live], pick, time_limit_s=5.0)
+        pick = R.improve_max_cover(A, w[live], pick, time_limit_s=swap_s)
     if window_s > 0 and (b is not None or n_left is not None):
         pick = improve_by_windows(A, w[live], pick, sizes=(40, 80), time_limit_s=window_s,
-                                  cost=None if b is None else cost[cols], budget=b).chosen
+                                  cost=None if b is None else cost[cols], budget=b,
+                                  keep_count=n_left is not None).chosen
     out = problem.col_lb[idx.col_x] > 0.5
     out[cols[pick]] = True
     return out
@@ -390,7 +393,11 @@ def coverage_start(problem: Any, idx: Any, *, time_limit_s: float = 30.0) -> np.
         left = time_limit_s - (time.perf_counter() - t0)
         if left <= 0.1:
             return None
-        pick = coverage_greedy(problem, idx, share, window_s=WINDOW_SHARE * left if share == shares[0] else 0.0)
+        pick = coverage_greedy(problem, idx, share, window_s=WINDOW_SHARE * left if share == shares[0] else 0.0,
+                               swap_s=min(5.0, 0.1 * left))
+        left = time_limit_s - (time.perf_counter() - t0)  # the completion gets only what is left
+        if left <= 0.1:
+            return None
         ub = problem.col_ub.copy()
         ub[idx.col_x[~pick]] = 0.0
         res = solve_milp(replace(problem, col_ub=ub), SolverOptions(time_limit_s=left, threads=1))

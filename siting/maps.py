@@ -136,7 +136,7 @@ def place_unit_labels(ax: Any, units: gpd.GeoDataFrame, texts: list[str]) -> lis
         b = t.get_window_extent(renderer)
         x0, x1, y0, y1 = min(b.x0, b.x1), max(b.x0, b.x1), min(b.y0, b.y1), max(b.y0, b.y1)
         kept = boxes[: len(placed)]  # Bbox.overlaps, against every kept box at once
-        if np.any((x0 < kept[:, 2]) & (kept[:, 0] < x1) & (y0 < kept[:, 3]) & (kept[:, 1] < y1)):
+        if np.any((x0 <= kept[:, 2]) & (kept[:, 0] <= x1) & (y0 <= kept[:, 3]) & (kept[:, 1] <= y1)):
             t.remove()
         else:
             boxes[len(placed)] = (x0, y0, x1, y1)

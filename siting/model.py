@@ -47,6 +47,11 @@ honest gap, never ``no_solution``; the start's time counts against the limit. Wi
 and >= 2 threads, a second process improves that start meanwhile by re-solving windows of the
 model exactly (:mod:`siting._side_search`, :mod:`siting._lns`) while HiGHS, on the other thread,
 raises the bound; when HiGHS stops at its limit the cheaper of the two plans is returned.
+A max-coverage model (``kind: max_coverage``) gets its start from
+:func:`siting._warmstart.coverage_start` (greedy max coverage within the budget or site count,
+the window search, then a MILP restricted to the chosen sites), and — under a time limit — an
+upper bound of its own: the LP-dual bound (:mod:`siting._mclp_bound`) of the model with every
+rule but coverage and the limits dropped; the reported gap uses the tighter of it and HiGHS's.
 
 Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
 close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
@@ -80,7 +85,6 @@ LP_GUIDE_MIN_CANDIDATES = 2_000  # below this HiGHS finds good plans unaided; th
 LP_GUIDE_SHARE = 0.2  # the guiding LP may take at most this share of the time limit
 START_SHARE = 0.2  # max coverage: the greedy start's completion MILP may take this share of the limit
 COVERAGE_START_CAP_S = 30.0  # ... or this long without a limit
-OWN_BOUND_SHARE = 0.2  # max coverage: our own LP-dual bound may take this share of the limit
 SIDE_SEARCH_MIN_CANDIDATES = 2_000  # below this HiGHS alone proves optimality; no second process
 SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after its start-up
 SIDE_SEARCH_MARGIN_S = 1.0  # the side search is due this long before the primary stage's limit
@@ -924,12 +928,12 @@ def _own_coverage_bound(problem: MilpProblem, idx: ModelIndex, start: np.ndarray
 
     Every rule but coverage and the site limits is dropped (a relaxation), each candidate costs at
     least its site plus its cheapest module, and :func:`siting._mclp_bound.coverage_bound` bounds
-    that MCLP, within ``OWN_BOUND_SHARE`` of the whole time ``limit`` (its LP needs 8–9 s at
+    that MCLP, within ``siting._mclp_bound.TIME_SHARE`` of the whole time ``limit`` (its LP needs 8–9 s at
     200k × 20k). Not valid when a column may earn money (closing an institution, a negative cost)
     or when coverage is capacitated: then None. At 200k × 20k HiGHS's own bound stays trivial.
     """
     from . import _warmstart
-    from ._mclp_bound import coverage_bound
+    from ._mclp_bound import TIME_SHARE, coverage_bound
 
     if (idx.meta.get("kind") != "max_coverage" or limit is None or start is None
             or idx.meta.get("capacitated") or np.any(idx.cost < 0) or np.any(idx.col_o >= 0)
@@ -942,7 +946,7 @@ def _own_coverage_bound(problem: MilpProblem, idx: ModelIndex, start: np.ndarray
     n_left, b_left = _warmstart._limits_left(problem, idx)
     res = coverage_bound(m[live][:, cols], w[live], start[idx.col_x[cols]] > 0.5, n_sites=n_left,
                          budget=None if b_left is None else max(b_left, 0.0), cost=cost[cols],
-                         time_limit_s=min(OWN_BOUND_SHARE * limit, options.time_limit_s or 0.0),
+                         time_limit_s=min(TIME_SHARE * limit, options.time_limit_s or 0.0),
                          threads=options.threads)
     already = problem.offset + float(w[met].sum())  # rows every plan covers
     return already + res.bound, time.perf_counter() - t

@@ -31,6 +31,7 @@ from scipy import sparse
 from siting import _reduce as R
 from siting._errors import DataError, InfeasibleError, SolverError
 from siting._lns import improve_by_windows, max_cover_problem
+from siting._mclp_bound import TIME_SHARE as OWN_BOUND_SHARE
 from siting._mclp_bound import coverage_bound
 from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_milp
 
@@ -38,7 +39,6 @@ SolverName = Literal["highs", "cbc"]
 _STATUS_RANK = {"optimal": 0, "time_limit": 1, "no_solution": 2, "infeasible": 3}
 _BATCH_COLS = 300  # components with fewer columns than this are solved together in one MILP
 _WINDOW_SIZES = (40, 80)  # sites per window of the MCLP window search (siting._lns), small first
-OWN_BOUND_SHARE = 0.15  # of an MCLP time limit: our own LP-dual bound (siting._mclp_bound)
 
 
 @dataclass(frozen=True)

@@ -105,11 +105,38 @@ def test_coverage_start_on_the_line_instance_opens_within_the_budget() -> None:
 
 def test_no_own_bound_when_closing_earns_money() -> None:
     t = line_instance()
-    sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6},
-                       existing_facilities={"allow_close": True}, costs={"close": 100_000})
+    objective = {"kind": "max_coverage", "budget": 5e6, "beds_rule": "objective"}
+    sc = make_scenario(objective=objective, existing_facilities={"allow_close": True}, costs={"close": 100_000})
     problem, idx = model.build_problem(sc, RULES, *t.objects())
+    assert np.any(idx.col_o >= 0)  # an institution may close: the relaxation would not be a bound
     x = _warmstart.coverage_start(problem, idx)
+    assert x is not None  # so the guard, not a missing start, is what says no
     assert model._own_coverage_bound(problem, idx, x, SolverOptions(time_limit_s=10.0), 10.0) is None
+    keep = make_scenario(objective=objective)
+    problem, idx = model.build_problem(keep, RULES, *t.objects())
+    x = _warmstart.coverage_start(problem, idx)
+    assert model._own_coverage_bound(problem, idx, x, SolverOptions(time_limit_s=10.0), 10.0) is not None
+
+
+def test_plan_reports_the_own_bound_when_the_solver_stops_with_a_weaker_one(monkeypatch) -> None:
+    """The wiring in model._solve_plan: a time-limited max-coverage solve keeps the tighter bound."""
+    t = line_instance()
+    sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6, "beds_rule": "objective"})
+    problem, _ = model.build_problem(sc, RULES, *t.objects())
+    real = model.solve_lexicographic
+
+    def stopped(small, stages, options, warm_start=None):
+        first, x, log = real(small, stages[:1], options, warm_start=warm_start)
+        weak = float(np.abs(small.c).sum() + small.offset + 1.0)  # a trivial bound, as at 200k
+        return replace(first, status="time_limit", bound=weak, gap=1.0), x, log
+
+    monkeypatch.setattr(model, "solve_lexicographic", stopped)
+    p = model.plan(sc, RULES, *t.objects())
+    truth = scipy_optimum(problem)
+    assert p.solver.status == "time_limit"
+    assert truth - 1e-6 <= p.solver.bound < float(np.abs(problem.c).sum() + problem.offset)
+    assert p.solver.gap == pytest.approx((p.solver.bound - p.solver.objective) / p.solver.objective)
+    assert p.solver.options["stages"][0]["own_bound"] == pytest.approx(p.solver.bound)
 
 
 @pytest.mark.parametrize("seed", range(20))
