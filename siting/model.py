@@ -910,6 +910,8 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
     assert first is not None
     if found is not None:
         first, xs, log = _take_side_result(small, first, xs, log, *found)
+    if first.status == "time_limit" and xs is not None and idx.meta.get("kind") == "max_coverage":
+        first, xs = _count_every_reached_row(problem, idx, small, keep, fill, first, xs, log)
     if own is not None and first.status == "time_limit" and first.objective is not None and (
             first.bound is None or own[0] < first.bound):
         first = replace(first, bound=own[0], gap=_solve_mod._gap(first.objective, own[0]),
@@ -920,6 +922,26 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
         log[0]["warm_start"] = None if start is None else {
             "objective": float(problem.c @ start + problem.offset), "seconds": round(t_start, 3)}
     return first, None if xs is None else fill(xs), log
+
+
+def _count_every_reached_row(problem: MilpProblem, idx: ModelIndex, small: MilpProblem, keep: np.ndarray,
+                             fill: Any, first: SolveResult, xs: np.ndarray,
+                             log: list[dict[str, Any]]) -> tuple[SolveResult, np.ndarray]:
+    """A time-limited max-coverage incumbent may leave a reached row's indicator below 1 (feasible,
+    not optimal); raise each to what its open sites allow, so the objective is the plan's coverage."""
+    a, b = idx.rows.get("cover", (0, 0))
+    if idx.meta.get("capacitated") or not len(idx.col_cov) or b <= a:
+        return first, xs
+    x = fill(xs)
+    reached = np.asarray(problem.A[a:b] @ x).ravel() + x[idx.col_cov]  # sum of the row's open sites
+    x[idx.col_cov] = np.minimum(1.0, np.maximum(x[idx.col_cov], np.round(reached, 9)))
+    lifted = x[keep]
+    value = float(small.c @ lifted + small.offset)
+    if first.objective is None or value <= first.objective + 1e-9 or not _solve_mod.is_feasible(small, lifted):
+        return first, xs
+    if log:
+        log[0]["objective"] = value
+    return replace(first, x=lifted, objective=value, gap=_solve_mod._gap(value, first.bound)), lifted
 
 
 def _own_coverage_bound(problem: MilpProblem, idx: ModelIndex, start: np.ndarray | None,

@@ -185,3 +185,25 @@ def test_run_solver_never_returns_less_than_the_start() -> None:
     assert res.x is not None and res.status in ("time_limit", "optimal")
     assert res.objective <= problem.c @ x + problem.offset + 1e-6
     assert res.objective == pytest.approx(problem.c @ res.x + problem.offset)
+
+
+def test_time_limited_max_coverage_counts_every_reached_row(monkeypatch) -> None:
+    """An incumbent may leave a reached row's indicator at 0; the plan's objective must not."""
+    t = line_instance()
+    sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6, "beds_rule": "objective"})
+    _, idx = model.build_problem(sc, RULES, *t.objects())
+    real = model.solve_lexicographic
+
+    def understated(small, stages, options, warm_start=None):
+        first, x, log = real(small, stages[:1], options, warm_start=warm_start)
+        covered = np.flatnonzero(small.c > 0)  # the row indicators (only they carry the objective)
+        x = x.copy()
+        x[covered] = 0.0  # still feasible: y_r <= sum of open sites
+        value = float(small.c @ x + small.offset)
+        return replace(first, status="time_limit", x=x, objective=value, gap=None), x, log
+
+    monkeypatch.setattr(model, "solve_lexicographic", understated)
+    p = model.plan(sc, RULES, *t.objects())
+    assert p.solver.status == "time_limit"
+    assert p.solver.objective == pytest.approx(p.meta["covered_elderly_after"])
+    assert p.solver.objective > float(idx.covered_offset)  # the open sites' rows are counted again
