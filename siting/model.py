@@ -83,7 +83,7 @@ TIE_BREAK_MIN_S = 10.0  # each tie-break stage may take this long, or TIE_BREAK_
 TIE_BREAK_FACTOR = 1.0
 LP_GUIDE_MIN_CANDIDATES = 2_000  # below this HiGHS finds good plans unaided; the LP guide is not worth it
 LP_GUIDE_SHARE = 0.2  # the guiding LP may take at most this share of the time limit
-START_SHARE = 0.2  # max coverage: the greedy start's completion MILP may take this share of the limit
+COVERAGE_START_SHARE = 0.4  # max coverage: the start (greedy, windows, completion MILP): share of the limit
 COVERAGE_START_CAP_S = 30.0  # ... or this long without a limit
 SIDE_SEARCH_MIN_CANDIDATES = 2_000  # below this HiGHS alone proves optimality; no second process
 SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after its start-up
@@ -882,7 +882,7 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
     limit0 = options.time_limit_s
     small, keep, fill = compact_problem(problem, idx, rules)
     if idx.meta.get("kind") == "max_coverage":
-        cap = COVERAGE_START_CAP_S if options.time_limit_s is None else START_SHARE * options.time_limit_s
+        cap = COVERAGE_START_CAP_S if options.time_limit_s is None else COVERAGE_START_SHARE * options.time_limit_s
         start = _warmstart.coverage_start(problem, idx, time_limit_s=cap)
     else:
         start = _warmstart.greedy_start(problem, idx, _lp_guide(small, idx, fill, options))
