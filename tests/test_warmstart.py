@@ -118,20 +118,29 @@ def test_no_own_bound_when_closing_earns_money() -> None:
     assert model._own_coverage_bound(problem, idx, x, SolverOptions(time_limit_s=10.0), 10.0) is not None
 
 
-def test_plan_reports_the_own_bound_when_the_solver_stops_with_a_weaker_one(monkeypatch) -> None:
-    """The wiring in model._solve_plan: a time-limited max-coverage solve keeps the tighter bound."""
+def _stopped_budget_plan(monkeypatch, alter):
+    """plan() on the line instance under a budget, its primary stage cut short: ``alter(small, first, x)``
+    returns the (result, x) the solver is made to hand back. Returns (plan, full problem, index)."""
     t = line_instance()
     sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6, "beds_rule": "objective"})
-    problem, _ = model.build_problem(sc, RULES, *t.objects())
+    problem, idx = model.build_problem(sc, RULES, *t.objects())
     real = model.solve_lexicographic
 
     def stopped(small, stages, options, warm_start=None):
         first, x, log = real(small, stages[:1], options, warm_start=warm_start)
-        weak = float(np.abs(small.c).sum() + small.offset + 1.0)  # a trivial bound, as at 200k
-        return replace(first, status="time_limit", bound=weak, gap=1.0), x, log
+        first, x = alter(small, replace(first, status="time_limit"), x.copy())
+        return first, x, log
 
     monkeypatch.setattr(model, "solve_lexicographic", stopped)
-    p = model.plan(sc, RULES, *t.objects())
+    return model.plan(sc, RULES, *t.objects()), problem, idx
+
+
+def test_plan_reports_the_own_bound_when_the_solver_stops_with_a_weaker_one(monkeypatch) -> None:
+    """The wiring in model._solve_plan: a time-limited max-coverage solve keeps the tighter bound."""
+    def weak_bound(small, first, x):
+        return replace(first, bound=float(np.abs(small.c).sum() + small.offset + 1.0), gap=1.0), x  # as at 200k
+
+    p, problem, _ = _stopped_budget_plan(monkeypatch, weak_bound)
     truth = scipy_optimum(problem)
     assert p.solver.status == "time_limit"
     assert truth - 1e-6 <= p.solver.bound < float(np.abs(problem.c).sum() + problem.offset)
@@ -189,21 +198,11 @@ def test_run_solver_never_returns_less_than_the_start() -> None:
 
 def test_time_limited_max_coverage_counts_every_reached_row(monkeypatch) -> None:
     """An incumbent may leave a reached row's indicator at 0; the plan's objective must not."""
-    t = line_instance()
-    sc = make_scenario(objective={"kind": "max_coverage", "budget": 5e6, "beds_rule": "objective"})
-    _, idx = model.build_problem(sc, RULES, *t.objects())
-    real = model.solve_lexicographic
+    def understated(small, first, x):
+        x[small.c > 0] = 0.0  # the row indicators (only they carry the objective): still feasible
+        return replace(first, x=x, objective=float(small.c @ x + small.offset), gap=None), x
 
-    def understated(small, stages, options, warm_start=None):
-        first, x, log = real(small, stages[:1], options, warm_start=warm_start)
-        covered = np.flatnonzero(small.c > 0)  # the row indicators (only they carry the objective)
-        x = x.copy()
-        x[covered] = 0.0  # still feasible: y_r <= sum of open sites
-        value = float(small.c @ x + small.offset)
-        return replace(first, status="time_limit", x=x, objective=value, gap=None), x, log
-
-    monkeypatch.setattr(model, "solve_lexicographic", understated)
-    p = model.plan(sc, RULES, *t.objects())
+    p, _, idx = _stopped_budget_plan(monkeypatch, understated)
     assert p.solver.status == "time_limit"
     assert p.solver.objective == pytest.approx(p.meta["covered_elderly_after"])
     assert p.solver.objective > float(idx.covered_offset)  # the open sites' rows are counted again
