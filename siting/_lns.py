@@ -20,6 +20,8 @@ from scipy import sparse
 
 from siting.solve import MilpProblem, SolverOptions, solve_milp
 
+WINDOW_SIZES = (40, 80)  # sites per window for max coverage, small first (measured on the benchmark cities)
+
 
 @dataclass(frozen=True)
 class WindowSearch:

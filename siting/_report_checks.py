@@ -44,8 +44,7 @@ def _ceil(x: float) -> int:
 
 def band_radius_m(band: Any, scenario: Any) -> float | None:
     """The band's owed radius in metres (a time radius converted at the scenario speed)."""
-    net = scenario.distance.network
-    return band.radius_at(net.speed_kmh if net is not None else 4.5)
+    return band.radius_at(scenario.speed_kmh())
 
 
 def total_beds_after(ctx: Ctx) -> float:

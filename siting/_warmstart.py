@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -327,73 +327,87 @@ def _fill_shares(problem: Any, idx: Any, x: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- max coverage
 
 
-def coverage_view(problem: Any, idx: Any) -> tuple[sparse.csr_array, np.ndarray, np.ndarray, np.ndarray]:
-    """The max-coverage model seen as an MCLP over its candidates.
+@dataclass(frozen=True)
+class CoverageView:
+    """The max-coverage model seen as an MCLP over the candidates a plan may open.
 
-    Returns (cover rows × candidates 0/1, row weights, per-candidate least cost = site + cheapest
-    module, rows already met by forced sites and by existing institutions — closable ones counted
-    as open, as the start keeps them).
+    Built once per solve (:func:`coverage_view`) and shared by the start and the own bound.
     """
+
+    A: sparse.csr_array  # live cover rows (not met by the columns every plan keeps) × allowed candidates, 0/1
+    w: np.ndarray  # weight (elderly) per live row
+    cost: np.ndarray  # per allowed candidate: site + cheapest module (the least it can cost)
+    cols: np.ndarray  # allowed candidates, as positions in idx.col_x
+    forced: np.ndarray  # bool per candidate: held open by its lower bound
+    met_weight: float  # weight of the rows already met by forced sites and existing institutions
+    n_left: int | None  # new sites the plan may still add
+    b_left: float | None  # CNY the plan may still spend
+
+
+def coverage_view(problem: Any, idx: Any) -> CoverageView | None:
+    """The MCLP view of an uncapacitated max-coverage model; None for any other model.
+
+    Rows already met count closable existing institutions as open, as the start keeps them.
+    """
+    if (idx.meta.get("kind") != "max_coverage" or idx.meta.get("capacitated") or not len(idx.col_cov)
+            or not len(idx.col_x)):
+        return None
     m, met = _cover_parts(problem, idx)
-    return m, idx.covered[idx.col_cov].astype(float), _open_cost(problem, idx), met
-
-
-def _limits_left(problem: Any, idx: Any) -> tuple[int | None, float | None]:
-    """(new sites, CNY) the plan may still add after the columns held at their lower bound."""
+    w = idx.covered[idx.col_cov].astype(float)
+    cols = np.flatnonzero(problem.col_ub[idx.col_x] > 0.5)
+    live = np.flatnonzero(~met & (w > 0))
     lb = np.where(np.isfinite(problem.col_lb), problem.col_lb, 0.0)
     n_sites, budget = idx.meta.get("n_sites"), idx.meta.get("budget")
-    n_left = None if n_sites is None else max(0, int(n_sites) - round(float(lb[idx.col_x].sum())))
-    b_left = None if budget is None else float(budget) - idx.cost_offset - float(idx.cost @ lb)
-    return n_left, b_left
+    return CoverageView(
+        A=R.binary_csr(m[live][:, cols]), w=w[live], cost=_open_cost(problem, idx)[cols], cols=cols,
+        forced=problem.col_lb[idx.col_x] > 0.5, met_weight=float(w[met].sum()),
+        n_left=None if n_sites is None else max(0, int(n_sites) - round(float(lb[idx.col_x].sum()))),
+        b_left=None if budget is None else float(budget) - idx.cost_offset - float(idx.cost @ lb))
 
 
-def coverage_greedy(problem: Any, idx: Any, share: float = 1.0, window_s: float = 0.0,
+def coverage_greedy(view: CoverageView, share: float = 1.0, window_s: float = 0.0,
                     swap_s: float = 5.0) -> np.ndarray:
     """Bool per candidate: greedy max coverage (weight per CNY of its least cost under a budget),
     spending at most ``share`` of the budget left; with a site count only, swaps improve it; then
     for up to ``window_s`` the window search (:func:`siting._lns.improve_by_windows`) re-solves
     neighbourhoods of sites exactly, keeping the count or the budget."""
-    from siting._lns import improve_by_windows
+    from siting._lns import WINDOW_SIZES, improve_by_windows
 
-    m, w, cost, met = coverage_view(problem, idx)
-    allowed = problem.col_ub[idx.col_x] > 0.5
-    cols = np.flatnonzero(allowed)
-    live = np.flatnonzero(~met & (w > 0))
-    A = R.binary_csr(m[live][:, cols])
-    n_left, b_left = _limits_left(problem, idx)
-    b = None if b_left is None else max(0.0, share * b_left)
-    pick = R.greedy_max_cover(A, w[live], n_left, b, cost[cols])
-    if b is None and n_left is not None:
-        pick = R.improve_max_cover(A, w[live], pick, time_limit_s=swap_s)
-    if window_s > 0 and (b is not None or n_left is not None):
-        pick = improve_by_windows(A, w[live], pick, sizes=(40, 80), time_limit_s=window_s,
-                                  cost=None if b is None else cost[cols], budget=b,
-                                  keep_count=n_left is not None).chosen
-    out = problem.col_lb[idx.col_x] > 0.5
-    out[cols[pick]] = True
+    v = view
+    b = None if v.b_left is None else max(0.0, share * v.b_left)
+    pick = R.greedy_max_cover(v.A, v.w, v.n_left, b, v.cost)
+    if b is None and v.n_left is not None:
+        pick = R.improve_max_cover(v.A, v.w, pick, time_limit_s=swap_s)
+    if window_s > 0 and (b is not None or v.n_left is not None):
+        pick = improve_by_windows(v.A, v.w, pick, sizes=WINDOW_SIZES, time_limit_s=window_s,
+                                  cost=None if b is None else v.cost, budget=b,
+                                  keep_count=v.n_left is not None).chosen
+    out = v.forced.copy()
+    out[v.cols[pick]] = True
     return out
 
 
-def coverage_start(problem: Any, idx: Any, *, time_limit_s: float = 30.0) -> np.ndarray | None:
+def coverage_start(problem: Any, idx: Any, *, time_limit_s: float = 30.0,
+                   view: CoverageView | None = None) -> np.ndarray | None:
     """A feasible column vector for a max-coverage model, or None.
 
     Greedy max coverage, improved by the window search, picks the candidates; a MILP restricted
     to them (every other candidate closed) then chooses modules, deficits and shares so every
-    row holds. When that fails (the
-    other rules need money too), the greedy spends less of the budget and tries again.
+    row holds. When that fails (the other rules need money too), the greedy spends less of the
+    budget and tries again. ``view``: the model's :func:`coverage_view`, if the caller has it.
     Why: at 200k × 20k HiGHS alone returned a plan covering 6.26M of 11.9M elderly in 60 s; the
     greedy covers 8.92M in 0.13 s.
     """
-    if (idx.meta.get("kind") != "max_coverage" or idx.meta.get("capacitated") or not len(idx.col_cov)
-            or not len(idx.col_x)):
-        return None
     t0 = time.perf_counter()
+    view = view if view is not None else coverage_view(problem, idx)
+    if view is None:
+        return None
     shares = COVERAGE_START_SHARES if idx.meta.get("budget") is not None else (1.0,)
     for share in shares:
         left = time_limit_s - (time.perf_counter() - t0)
         if left <= 0.1:
             return None
-        pick = coverage_greedy(problem, idx, share, window_s=WINDOW_SHARE * left if share == shares[0] else 0.0,
+        pick = coverage_greedy(view, share, window_s=WINDOW_SHARE * left if share == shares[0] else 0.0,
                                swap_s=min(5.0, 0.1 * left))
         left = time_limit_s - (time.perf_counter() - t0)  # the completion gets only what is left
         if left <= 0.1:

@@ -881,10 +881,11 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
     t0 = time.perf_counter()
     limit0 = options.time_limit_s
     small, keep, fill = compact_problem(problem, idx, rules)
-    if idx.meta.get("kind") == "max_coverage":
+    view = _warmstart.coverage_view(problem, idx)  # None unless an uncapacitated max-coverage model
+    if view is not None:
         cap = COVERAGE_START_CAP_S if options.time_limit_s is None else COVERAGE_START_SHARE * options.time_limit_s
-        start = _warmstart.coverage_start(problem, idx, time_limit_s=cap)
-    else:
+        start = _warmstart.coverage_start(problem, idx, time_limit_s=cap, view=view)
+    else:  # min_cost (greedy_start is None for any other model)
         start = _warmstart.greedy_start(problem, idx, _lp_guide(small, idx, fill, options))
     t_start = time.perf_counter() - t0
     if options.time_limit_s is not None:  # the limit bounds the whole solve, the start included
@@ -892,7 +893,7 @@ def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, n
             start = None  # it came too late to count as found within the limit
         options = replace(options, time_limit_s=max(options.time_limit_s - t_start, 0.0))
     small_stages = [(name, vec[keep], sense) for name, vec, sense in stages]
-    own = _own_coverage_bound(problem, idx, start, options, limit0)
+    own = _own_coverage_bound(problem, idx, start, options, limit0, view)
     if own is not None and options.time_limit_s is not None:
         options = replace(options, time_limit_s=max(options.time_limit_s - own[1], 0.0))
     side = _start_side_search(small, idx, options, None if start is None else start[keep])
@@ -945,33 +946,31 @@ def _count_every_reached_row(problem: MilpProblem, idx: ModelIndex, small: MilpP
 
 
 def _own_coverage_bound(problem: MilpProblem, idx: ModelIndex, start: np.ndarray | None,
-                        options: SolverOptions, limit: float | None) -> tuple[float, float] | None:
+                        options: SolverOptions, limit: float | None,
+                        view: Any = None) -> tuple[float, float] | None:
     """(upper bound on covered elderly, seconds) for a time-limited max-coverage model; else None.
 
-    Every rule but coverage and the site limits is dropped (a relaxation), each candidate costs at
-    least its site plus its cheapest module, and :func:`siting._mclp_bound.coverage_bound` bounds
-    that MCLP, within ``siting._mclp_bound.TIME_SHARE`` of the whole time ``limit`` (its LP needs 8–9 s at
+    Every rule but coverage and the site limits is dropped (a relaxation: the model's
+    :func:`siting._warmstart.coverage_view`, each candidate at least its site plus its cheapest
+    module), and :func:`siting._mclp_bound.coverage_bound` bounds that MCLP, within
+    ``siting._mclp_bound.TIME_SHARE`` of the whole time ``limit`` (its LP needs 8–9 s at
     200k × 20k). Not valid when a column may earn money (closing an institution, a negative cost)
     or when coverage is capacitated: then None. At 200k × 20k HiGHS's own bound stays trivial.
     """
     from . import _warmstart
     from ._mclp_bound import TIME_SHARE, coverage_bound
 
-    if (idx.meta.get("kind") != "max_coverage" or limit is None or start is None
-            or idx.meta.get("capacitated") or np.any(idx.cost < 0) or np.any(idx.col_o >= 0)
-            or not len(idx.col_cov)):
+    if limit is None or start is None or np.any(idx.cost < 0) or np.any(idx.col_o >= 0):
+        return None
+    view = view if view is not None else _warmstart.coverage_view(problem, idx)
+    if view is None:
         return None
     t = time.perf_counter()
-    m, w, cost, met = _warmstart.coverage_view(problem, idx)
-    live = np.flatnonzero(~met & (w > 0))
-    cols = np.flatnonzero(problem.col_ub[idx.col_x] > 0.5)  # candidates a plan may open
-    n_left, b_left = _warmstart._limits_left(problem, idx)
-    res = coverage_bound(m[live][:, cols], w[live], start[idx.col_x[cols]] > 0.5, n_sites=n_left,
-                         budget=None if b_left is None else max(b_left, 0.0), cost=cost[cols],
+    res = coverage_bound(view.A, view.w, start[idx.col_x[view.cols]] > 0.5, n_sites=view.n_left,
+                         budget=None if view.b_left is None else max(view.b_left, 0.0), cost=view.cost,
                          time_limit_s=min(TIME_SHARE * limit, options.time_limit_s or 0.0),
                          threads=options.threads)
-    already = problem.offset + float(w[met].sum())  # rows every plan covers
-    return already + res.bound, time.perf_counter() - t
+    return problem.offset + view.met_weight + res.bound, time.perf_counter() - t
 
 
 def _start_side_search(small: MilpProblem, idx: ModelIndex, options: SolverOptions, start: np.ndarray | None):
@@ -992,7 +991,6 @@ def _start_side_search(small: MilpProblem, idx: ModelIndex, options: SolverOptio
 def _take_side_result(small: MilpProblem, first: SolveResult, xs: np.ndarray | None, log: list[dict[str, Any]],
                       x: np.ndarray, stats: dict) -> tuple[SolveResult, np.ndarray | None, list[dict[str, Any]]]:
     """Use the side search's plan when it is feasible and cheaper than the time-limited incumbent."""
-
     value = float(small.c @ x + small.offset)
     better = first.objective is None or value < first.objective - 1e-9 * max(1.0, abs(value))
     used = better and _solve_mod.is_feasible(small, x)

@@ -30,7 +30,7 @@ from scipy import sparse
 
 from siting import _reduce as R
 from siting._errors import DataError, InfeasibleError, SolverError
-from siting._lns import improve_by_windows, max_cover_problem
+from siting._lns import WINDOW_SIZES, improve_by_windows, max_cover_problem
 from siting._mclp_bound import TIME_SHARE as OWN_BOUND_SHARE
 from siting._mclp_bound import coverage_bound
 from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_milp
@@ -38,7 +38,6 @@ from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_
 SolverName = Literal["highs", "cbc"]
 _STATUS_RANK = {"optimal": 0, "time_limit": 1, "no_solution": 2, "infeasible": 3}
 _BATCH_COLS = 300  # components with fewer columns than this are solved together in one MILP
-_WINDOW_SIZES = (40, 80)  # sites per window of the MCLP window search (siting._lns), small first
 
 
 @dataclass(frozen=True)
@@ -416,7 +415,7 @@ def _window_search(A: sparse.csr_array, w: np.ndarray, warm: np.ndarray, opts: S
     cap = 60.0 if opts.time_limit_s is None else 0.4 * opts.time_limit_s - (time.perf_counter() - t0)
     if cap <= 0:
         return warm
-    res = improve_by_windows(A, w, warm, sizes=_WINDOW_SIZES, time_limit_s=cap)
+    res = improve_by_windows(A, w, warm, sizes=WINDOW_SIZES, time_limit_s=cap)
     stats.update(t_window_search=res.seconds, window_search_windows=res.windows,
                  window_search_improvements=res.improvements,
                  window_search_gain=res.objective - res.start_objective)

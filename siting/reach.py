@@ -410,7 +410,8 @@ def _search_tiles(search: _Search, xy: np.ndarray, ratio: float) -> tuple[list, 
 
 
 def network_matrix(
-    graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap, *, n_sites: int
+    graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap, *, n_sites: int,
+    whole_graph: bool = False,
 ) -> tuple[sparse.csr_array, dict[str, Any]]:
     """Network distances cell → site within each cell's radius, as CSR (n_cells × n_sites).
 
@@ -418,40 +419,27 @@ def network_matrix(
     radius less the snap offsets; a distance is offset(cell) + path + offset(site). Sources
     are searched per tile on the local subgraph of the nodes they can reach (same result as
     the whole graph); a graph with an edge much shorter than its straight line (length ratio
-    < ``MIN_LENGTH_RATIO``) is searched whole.
+    < ``MIN_LENGTH_RATIO``) is searched whole, as is every graph with ``whole_graph`` (the
+    reference the tests compare the tiles with).
     """
     shape = (len(radius), n_sites)
     info: dict[str, Any] = {"dijkstra_sources": 0, "dijkstra_from": None}
     search = _prepare(graph, cell_snap, radius, site_snap)
     if search is None:
         return sparse.csr_array(shape, dtype=np.float64), info
-    ratio = length_ratio(graph)
-    info["edge_length_ratio_min"] = ratio
-    if np.isfinite(ratio) and ratio >= MIN_LENGTH_RATIO:
+    ratio = None if whole_graph else length_ratio(graph)
+    if ratio is not None and np.isfinite(ratio) and ratio >= MIN_LENGTH_RATIO:
         rows, cols, vals, tile_info = _search_tiles(search, graph.xy, ratio)
-        info.update(dijkstra_search="tiles", **tile_info)
+        info.update(edge_length_ratio_min=ratio, dijkstra_search="tiles", **tile_info)
     else:
-        log.warning("%s: an edge is %.3g × its straight line (< %g): searching the whole graph (slower)",
-                    graph.path, ratio, MIN_LENGTH_RATIO)
         rows, cols, vals = _search_whole(search, graph.n_nodes)
-        info["dijkstra_search"] = (f"whole graph: edge length ratio {ratio:.3g} < {MIN_LENGTH_RATIO:g} "
-                                   "makes local subgraphs inexact")
+        info["dijkstra_search"] = "whole graph"
+        if ratio is not None:
+            log.warning("%s: an edge is %.3g × its straight line (< %g): searching the whole graph (slower)",
+                        graph.path, ratio, MIN_LENGTH_RATIO)
+            info.update(edge_length_ratio_min=ratio, dijkstra_search=(
+                f"whole graph: edge length ratio {ratio:.3g} < {MIN_LENGTH_RATIO:g} makes local subgraphs inexact"))
     info.update(dijkstra_sources=int(search.src_nodes.size),
-                dijkstra_from="sites" if search.from_sites else "cells")
-    return _to_csr(rows, cols, vals, shape), info
-
-
-def _network_matrix_whole(
-    graph: StreetGraph, cell_snap: Snap, radius: np.ndarray, site_snap: Snap, *, n_sites: int
-) -> tuple[sparse.csr_array, dict[str, Any]]:
-    """Reference: :func:`network_matrix` with Dijkstra on the whole graph (tests compare the two)."""
-    shape = (len(radius), n_sites)
-    info: dict[str, Any] = {"dijkstra_sources": 0, "dijkstra_from": None}
-    search = _prepare(graph, cell_snap, radius, site_snap)
-    if search is None:
-        return sparse.csr_array(shape, dtype=np.float64), info
-    rows, cols, vals = _search_whole(search, graph.n_nodes)
-    info.update(dijkstra_search="whole graph", dijkstra_sources=int(search.src_nodes.size),
                 dijkstra_from="sites" if search.from_sites else "cells")
     return _to_csr(rows, cols, vals, shape), info
 

@@ -209,13 +209,9 @@ def lp_row_duals(p: MilpProblem, o: SolverOptions) -> np.ndarray | None:
     import highspy
 
     try:
-        highspy.Highs.resetGlobalScheduler(True)  # see _solve_highs
-        with _silenced_stdout(o.verbose):
-            h = highspy.Highs()
-        _highs_options(h, o)
+        h = _new_highs(highspy, replace(p, integrality=np.zeros(p.c.size, dtype=bool)), o)
         h.setOptionValue("solver", "ipm")
         h.setOptionValue("run_crossover", "off")
-        _highs_pass(h, highspy, replace(p, integrality=np.zeros(p.c.size, dtype=bool)))
         if h.run() == highspy.HighsStatus.kError:
             return None
         sol = h.getSolution()
@@ -234,13 +230,7 @@ def _solve_highs(p: MilpProblem, o: SolverOptions, warm: np.ndarray | None) -> S
         raise SolverError("HiGHS: highspy is not installed; `pip install highspy` or use solver='cbc'") from exc
     t0 = time.perf_counter()
     try:
-        # HiGHS keeps one thread scheduler per process: a solve with other `threads` than an
-        # earlier one errors unless the scheduler is reset first.
-        highspy.Highs.resetGlobalScheduler(True)
-        with _silenced_stdout(o.verbose):  # the constructor prints a banner to fd 1
-            h = highspy.Highs()
-        _highs_options(h, o)
-        _highs_pass(h, highspy, p)
+        h = _new_highs(highspy, p, o)
         if warm is not None:
             idx = np.arange(warm.size, dtype=np.int32)
             h.setSolution(int(warm.size), idx, warm)
@@ -258,6 +248,18 @@ def _solve_highs(p: MilpProblem, o: SolverOptions, warm: np.ndarray | None) -> S
                        seconds=secs, solver="highs",
                        meta={"model_status": str(h.getModelStatus()),
                              "nodes": int(h.getInfo().mip_node_count)})
+
+
+def _new_highs(highspy: Any, p: MilpProblem, o: SolverOptions) -> Any:
+    """A Highs instance with the options set and ``p`` passed in."""
+    # HiGHS keeps one thread scheduler per process: a solve with other `threads` than an
+    # earlier one errors unless the scheduler is reset first.
+    highspy.Highs.resetGlobalScheduler(True)
+    with _silenced_stdout(o.verbose):  # the constructor prints a banner to fd 1
+        h = highspy.Highs()
+    _highs_options(h, o)
+    _highs_pass(h, highspy, p)
+    return h
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Network reach on local subgraphs (tiles) equals the whole-graph search exactly (issue 8).
 
-The reference is ``reach._network_matrix_whole`` (Dijkstra on the whole graph, the former
+The reference is ``reach.network_matrix(..., whole_graph=True)`` (Dijkstra on the whole graph, the former
 implementation); the tiled ``reach.network_matrix`` must give the same sparsity pattern and
 the same distances on random small graphs (some edges shorter than their straight line, to
 exercise the widening of the local disc), the Hangzhou walk and drive graphs, and a
@@ -55,7 +55,7 @@ def _both(graph: StreetGraph, cell_xy: np.ndarray, radius: np.ndarray, site_xy: 
     cs = snap(graph, cell_xy, limit_m=snap_limit_m)
     ss = snap(graph, site_xy, limit_m=snap_limit_m)
     got, info = reach_mod.network_matrix(graph, cs, radius, ss, n_sites=len(site_xy))
-    want, ref = reach_mod._network_matrix_whole(graph, cs, radius, ss, n_sites=len(site_xy))
+    want, ref = reach_mod.network_matrix(graph, cs, radius, ss, n_sites=len(site_xy), whole_graph=True)
     assert got.shape == want.shape
     assert np.array_equal(got.indptr, want.indptr)
     assert np.array_equal(got.indices, want.indices)
