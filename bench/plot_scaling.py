@@ -20,16 +20,20 @@ import matplotlib.pyplot as plt
 HERE = Path(__file__).resolve().parent
 STYLE = {"siting": {"color": "tab:blue", "marker": "o"}, "spopt": {"color": "tab:red", "marker": "s"}}
 LINE = {"lscp": "-", "mclp": "--", "full": ":", "full-network": "-.", "full-budget": (0, (1, 3))}
+FULL_LIMIT_S = 60.0  # the time limit of issue 8's full-model targets
 MARK = {"full": "^", "full-network": "v", "full-budget": "D"}
 
 
 def latest(records: list[dict], solver: str = "highs") -> dict[tuple[str, str], list[dict]]:
-    """(tool, problem) → records sorted by N: the latest finished run per N, default variant, one solver."""
+    """(tool, problem) → records sorted by N: the latest finished run per N, default variant, one solver
+    (full models: runs at the 60 s limit only)."""
     best: dict[tuple[str, str, int], dict] = {}
     for r in records:
         if (r.get("variant") != "default" or r.get("solver") != solver or r.get("t_total") is None
                 or r.get("peak_mb") is None):
             continue
+        if r["problem"].startswith("full") and r.get("time_limit") != FULL_LIMIT_S:
+            continue  # full-model points are comparable only at the issue's 60 s limit
         key = (r["tool"], r["problem"], r["n"])
         if key not in best or r["run_id"] > best[key]["run_id"]:
             best[key] = r
