@@ -15,8 +15,9 @@ default-scenario costs, ``siting.model.plan``), ``full-network`` (same, network 
 synthetic street grid), ``full-budget`` (the planning model with ``kind: max_coverage``: most elderly
 reached within BUDGET_PER_CELL × N CNY, ZJ-BEDS as a second objective).
 Variants (ablations): ``plain`` = one MILP on the unreduced matrix via
-``siting.solve.solve_milp`` (no reductions, no decomposition, no warm start); ``nowindow`` = MCLP
-without the window search (``siting._lns``); ``noreduce`` =
+``siting.solve.solve_milp`` (no reductions, no decomposition, no warm start); ``no_<lever>`` = the
+default path with one lever of ``siting.optimize.Levers`` switched off (``_LEVERS`` lists those
+that apply to each problem; e.g. ``no_window_search``, ``no_components``); ``noreduce`` =
 ``build_problem(reduce=False)`` for the full model; ``nostart`` = full-budget without the
 max-coverage start (``siting._warmstart.coverage_start``) and its own bound.
 
@@ -53,11 +54,14 @@ sys.path.insert(0, str(HERE))
 import _instances as inst_mod  # noqa: E402
 
 PROBLEMS = ("lscp", "mclp", "full", "full-network", "full-budget")
-_VARIANTS = {"lscp": ("plain",), "mclp": ("plain", "nowindow"), "full": ("noreduce",), "full-network": ("noreduce",),
-             "full-budget": ("nostart",)}
+_LEVERS = {"lscp": ("identical_rows", "dominated_rows", "dominated_cols", "forced_cols", "components", "warm_start"),
+           "mclp": ("identical_rows", "dominated_cols", "singleton_rows", "warm_start", "window_search", "own_bound")}
+_VARIANTS = {"lscp": ("plain", *(f"no_{lv}" for lv in _LEVERS["lscp"])),
+             "mclp": ("plain", *(f"no_{lv}" for lv in _LEVERS["mclp"])),
+             "full": ("noreduce",), "full-network": ("noreduce",), "full-budget": ("nostart",)}
 BUDGET_PER_CELL = 100_000.0  # full-budget: CNY per demand cell (5e9 at 50k, 2e10 at 200k: about half the cells owed
 # a radius can be reached)
-ALL_VARIANTS = ("plain", "nowindow", "noreduce", "nostart")
+ALL_VARIANTS = tuple(dict.fromkeys(v for vs in _VARIANTS.values() for v in vs))
 MCLP_LIMIT_S = 120.0
 FULL_LIMIT_S = 300.0
 OBJ_RTOL = 1e-6
@@ -81,17 +85,18 @@ def _cpu_s() -> float:
 
 
 def _siting_cover(case: dict, inst: Any) -> dict:
-    from siting.optimize import solve_max_coverage, solve_set_cover
+    from siting.optimize import Levers, solve_max_coverage, solve_set_cover
 
     t = time.perf_counter()
     cov = inst_mod.sparse_coverage(inst)
     t_reach = time.perf_counter() - t
-    kw = {"solver": case["solver"]}
+    off = case["variant"].removeprefix("no_") if case["variant"].startswith("no_") else None
+    kw = {"solver": case["solver"], "threads": case["threads"],
+          "levers": Levers(**({off: False} if off else {}))}
     if case["problem"] == "lscp":
         res = solve_set_cover(cov, **kw)
     else:
-        res = solve_max_coverage(cov, inst.elderly[inst.required], n_sites=inst.p, time_limit=MCLP_LIMIT_S,
-                                 window_search=case["variant"] != "nowindow", **kw)
+        res = solve_max_coverage(cov, inst.elderly[inst.required], n_sites=inst.p, time_limit=MCLP_LIMIT_S, **kw)
     s = res.stats
     t_build = s.get("t_setup", 0.0) + s.get("t_reduce", 0.0) + s.get("t_components", 0.0)
     return {"t_reach": t_reach, "t_build": t_build, "t_solve": res.seconds - t_build,
@@ -323,9 +328,14 @@ def save(out: Path, records: list[dict]) -> None:
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = json.loads(out.read_text()) if out.exists() else []
-        keys = {(r["run_id"], r["n"], r["problem"], r["tool"], r["variant"], r["solver"]) for r in records}
-        old = [r for r in old if (r["run_id"], r["n"], r["problem"], r["tool"], r["variant"], r["solver"]) not in keys]
+        keys = {_record_key(r) for r in records}
+        old = [r for r in old if _record_key(r) not in keys]
         out.write_text(json.dumps(old + records, indent=1, default=float))
+
+
+def _record_key(r: dict) -> tuple:
+    """One record per run, case, solver and thread count."""
+    return (r["run_id"], r["n"], r["problem"], r["tool"], r["variant"], r["solver"], r.get("threads", 2))
 
 
 def check_agreement(records: list[dict]) -> list[str]:
@@ -372,7 +382,7 @@ def table(records: list[dict]) -> str:
                 if sp[0]["status"] == "timeout":
                     ratio = "> " + ratio + " (spopt killed)"
         tool = r["tool"] + ("" if r["variant"] == "default" else f" ({r['variant']})")
-        if r["tool"] == "siting" and r.get("threads", 2) != 2 and r["problem"].startswith("full"):
+        if r["tool"] == "siting" and r.get("threads", 2) != 2:
             tool += f" {r['threads']} thread"
         obj = r.get("objective")
         lines.append(
@@ -385,12 +395,14 @@ def table(records: list[dict]) -> str:
 
 def cases_for(args: argparse.Namespace, n: int) -> list[dict]:
     m = n // 10
-    base = {"n": n, "m": m, "solver": args.solver, "threads": args.threads, "spopt_solver": args.spopt_solver,
+    base = {"n": n, "m": m, "solver": args.solver[0], "threads": args.threads[0], "spopt_solver": args.spopt_solver,
             "street_m": args.street_m, "time_limit": args.time_limit}
     out = []
     for prob in args.problems:
         variants = ["default"] + [v for v in args.variants if v in _VARIANTS[prob]]
         out += [{**base, "problem": prob, "tool": "siting", "variant": v} for v in variants]
+        out += [{**base, "problem": prob, "tool": "siting", "variant": "default", "solver": sv, "threads": th}
+                for sv in args.solver for th in args.threads if (sv, th) != (args.solver[0], args.threads[0])]
         if not args.no_spopt and prob in ("lscp", "mclp"):
             out.append({**base, "problem": prob, "tool": "spopt", "variant": "default", "solver": args.spopt_solver})
     return out
@@ -405,11 +417,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--spopt-once", action="store_true", help="run spopt once per case, not --repeat times")
     ap.add_argument("--spopt-timeout", type=float, default=1800.0, help="seconds before a spopt child is killed")
     ap.add_argument("--no-spopt", action="store_true")
-    ap.add_argument("--solver", default="highs", choices=["highs", "cbc"], help="siting's MILP solver")
+    ap.add_argument("--solver", default="highs", help="siting's MILP solver(s): highs, cbc or highs,cbc (the "
+                    "first runs every variant; the others run the default path, in the same run)")
     ap.add_argument("--spopt-solver", default="highs", choices=["highs", "cbc"], help="PuLP solver given to spopt")
-    ap.add_argument("--threads", type=int, default=2, help="solver threads (plain/full variants)")
-    ap.add_argument("--variants", default="", help="ablations: plain (lscp/mclp), nowindow (mclp), noreduce (full), "
-                                                       "nostart (full-budget)")
+    ap.add_argument("--threads", default="2", help="solver threads, e.g. 2 or 2,1 (as --solver: the first for "
+                    "every variant, the others for the default path)")
+    ap.add_argument("--variants", default="", help="ablations: plain or no_<lever> (lscp/mclp; levers: "
+                    + "; ".join(f"{k}: {', '.join(v)}" for k, v in _LEVERS.items())
+                    + "), noreduce (full), nostart (full-budget), or all_levers (every no_<lever>)")
     ap.add_argument("--street-m", type=float, default=100.0, help="street lattice spacing, full-network")
     ap.add_argument("--time-limit", type=float, default=FULL_LIMIT_S, help="full model: solver limit (s)")
     ap.add_argument("--report", action="store_true", help="print the table of --out (every run) and exit")
@@ -418,6 +433,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.sizes = [int(s) for s in str(a.sizes).split(",") if s]
     a.problems = [p for p in a.problems.split(",") if p]
     a.variants = [v for v in a.variants.split(",") if v]
+    a.solver = [v for v in str(a.solver).split(",") if v]
+    if not a.solver or any(v not in ("highs", "cbc") for v in a.solver):
+        ap.error(f"--solver {a.solver}: use highs, cbc or both, comma separated")
+    try:
+        a.threads = [int(v) for v in str(a.threads).split(",") if v]
+    except ValueError:
+        a.threads = []
+    if not a.threads or min(a.threads) < 1:
+        ap.error("--threads: whole numbers >= 1, comma separated")
+    if "all_levers" in a.variants:
+        a.variants = [v for v in a.variants if v != "all_levers"] + [v for v in ALL_VARIANTS if v.startswith("no_")]
     bad = [p for p in a.problems if p not in PROBLEMS] + [v for v in a.variants if v not in ALL_VARIANTS]
     if bad:
         ap.error(f"unknown problem/variant {bad}; problems: {', '.join(PROBLEMS)}; variants: {', '.join(ALL_VARIANTS)}")

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ FORMAT = "siting-graph-v1"
 ENV_DISABLE = "SITING_NO_GRAPH_CACHE"
 ENV_MAX_MB = "SITING_GRAPH_CACHE_MB"
 DEFAULT_MAX_MB = 1024.0
+STALE_TMP_S = 3600.0  # a temporary file untouched this long belongs to a killed writer
 _KEYS = frozenset({"format", "sha256", "node_ids", "x", "y", "indptr", "indices", "data", "directed",
                    "graph_crs"})
 _FLOAT = np.dtype(np.float64)
@@ -87,15 +89,22 @@ def prune(cache_dir: Path, keep: Path, limit: int) -> list[Path]:
     """Delete the least recently used cache entries until they total <= ``limit`` bytes.
 
     Only files named like cache entries (any format version) are counted or deleted; ``keep``
-    never is. Oldest mtime first, ties by name. Returns the deleted paths.
+    never is. Oldest mtime first, ties by name. Temporary files a killed writer left behind
+    (untouched for ``STALE_TMP_S``) are deleted too. Returns the deleted paths.
     """
+    removed: list[Path] = []
+    now = time.time()
+    for f in Path(cache_dir).glob(".siting-graph-*.npz.tmp"):
+        with contextlib.suppress(OSError):
+            if now - f.stat().st_mtime > STALE_TMP_S:
+                f.unlink()
+                removed.append(f)
     entries = []
     for f in Path(cache_dir).glob("siting-graph-*.npz"):
         with contextlib.suppress(OSError):
             st = f.stat()
             entries.append((st.st_mtime, f.name, st.st_size, f))
     total = sum(e[2] for e in entries)
-    removed: list[Path] = []
     for _, _, size, f in sorted(entries):
         if total <= limit:
             break

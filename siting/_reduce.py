@@ -302,12 +302,19 @@ class SetCoverReduction:
     counts: dict
 
 
-def reduce_set_cover(A: sparse.csr_array, cost: np.ndarray, *, max_rounds: int = 20) -> SetCoverReduction:
+SET_COVER_STEPS = ("identical_rows", "dominated_rows", "dominated_cols", "forced_cols")
+
+
+def reduce_set_cover(A: sparse.csr_array, cost: np.ndarray, *, max_rounds: int = 20,
+                     skip: frozenset[str] = frozenset()) -> SetCoverReduction:
     """Apply identical rows, dominated rows, dominated columns and forced columns to a fixpoint.
 
     Every row of A must have a column. Optimum of the input = cost of ``forced`` + optimum of
-    the core (each step is exact, see its docstring).
+    the core (each step is exact, see its docstring). Steps named in ``skip`` (of
+    ``SET_COVER_STEPS``) are left out, to measure what each buys (``bench/run_bench.py --variants``).
     """
+    if unknown := set(skip) - set(SET_COVER_STEPS):
+        raise ValueError(f"unknown reduction steps {sorted(unknown)}; known: {SET_COVER_STEPS}")
     rows = np.arange(A.shape[0])
     cols = np.arange(A.shape[1])
     forced: list[np.ndarray] = []
@@ -316,17 +323,20 @@ def reduce_set_cover(A: sparse.csr_array, cost: np.ndarray, *, max_rounds: int =
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds reported
         before = A.shape
-        A, keep, _ = merge_identical_rows(A)
-        counts["identical_rows"] += before[0] - keep.size
-        rows = rows[keep]
-        drop = dominated_rows(A)
-        counts["dominated_rows"] += int(drop.sum())
-        A, rows = A[~drop], rows[~drop]
-        dcol = dominated_cols(A, cost[cols])
-        counts["dominated_cols"] += int(dcol.sum())
-        A, cols = sparse.csr_array(A[:, ~dcol]), cols[~dcol]
-        A.sort_indices()
-        f = forced_cols(A)
+        if "identical_rows" not in skip:
+            A, keep, _ = merge_identical_rows(A)
+            counts["identical_rows"] += before[0] - keep.size
+            rows = rows[keep]
+        if "dominated_rows" not in skip:
+            drop = dominated_rows(A)
+            counts["dominated_rows"] += int(drop.sum())
+            A, rows = A[~drop], rows[~drop]
+        if "dominated_cols" not in skip:
+            dcol = dominated_cols(A, cost[cols])
+            counts["dominated_cols"] += int(dcol.sum())
+            A, cols = sparse.csr_array(A[:, ~dcol]), cols[~dcol]
+            A.sort_indices()
+        f = forced_cols(A) if "forced_cols" not in skip else np.zeros(0, dtype=np.int64)
         if f.size:
             hit = rows_covered_by(A, f)
             counts["forced_cols"] += f.size

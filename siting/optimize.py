@@ -9,10 +9,12 @@ nonzero = "site reaches cell" (e.g. within the ZJ-R500 / ZJ-R1000 radius of the 
   started with a greedy cover.
 - :func:`solve_max_coverage` (MCLP): open at most ``n_sites`` sites (and/or within ``budget``)
   to maximise the covered weight (e.g. resident elderly). Identical rows merged, dominated
-  columns removed, rows reachable from one site folded into that site's objective, greedy
-  + swap warm start, then (count limit) the window search of ``siting._lns``, which re-solves
-  neighbourhoods of sites exactly: on the 50k × 5k benchmark city it takes the 120 s gap from
-  1.98 % to 0.41 % (``bench/RESULTS.md``).
+  columns removed, rows reachable from one site folded into that site's objective; on cores of
+  ``MCLP_START_MIN_COLS`` sites or more a greedy + swap warm start, then (count limit) the window
+  search of ``siting._lns``, which re-solves neighbourhoods of sites exactly: on the 50k × 5k
+  benchmark city it takes the 120 s gap from 1.98 % to 0.41 % (``bench/RESULTS.md``); on smaller
+  cores HiGHS alone is faster. Under a time limit, the LP-dual bound of ``siting._mclp_bound``.
+  :class:`Levers` switches each of these off, to measure it.
 
 Rows that no column covers are left out of the model and returned in ``uncoverable``.
 Both return a frozen :class:`CoverResult`; objective values are exact for status "optimal".
@@ -38,6 +40,36 @@ from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_
 SolverName = Literal["highs", "cbc"]
 _STATUS_RANK = {"optimal": 0, "time_limit": 1, "no_solution": 2, "infeasible": 3}
 _BATCH_COLS = 300  # components with fewer columns than this are solved together in one MILP
+# MCLP: below this many core sites HiGHS finds the optimum unaided and a start only changes its search
+# path: 10k × 1k (811 core sites), run 20261201T081205: no start 56.2 s, greedy + swap 61.5 s, + window
+# search 72.8 s, all optimal. At 50k × 5k (4,298) the window search takes the 120 s gap from 1.98 % to 0.41 %.
+MCLP_START_MIN_COLS = 2_000
+
+
+@dataclass(frozen=True)
+class Levers:
+    """The exact reductions and accelerations the covering solvers use; all on by default.
+
+    Each can be switched off to measure what it buys (``bench/run_bench.py --variants``, figures
+    in ``bench/RESULTS.md``): the optimum is the same either way, only time and memory change.
+    """
+
+    identical_rows: bool = True  # coverage-signature aggregation: one row per distinct site set (weights summed)
+    dominated_rows: bool = True  # LSCP: a row that contains another row is implied by it
+    dominated_cols: bool = True  # a site whose rows a no-dearer site also covers is never needed
+    forced_cols: bool = True  # LSCP: a row only one site reaches forces that site open
+    singleton_rows: bool = True  # MCLP: rows only one site reaches folded into that site's objective weight
+    components: bool = True  # LSCP: one MILP per connected component of the reach graph (small ones batched)
+    warm_start: bool = True  # greedy plan (MCLP: + swap search) passed to the MILP as its start (off: fallback only)
+    window_search: bool = True  # MCLP with a count limit: windows of neighbouring sites re-solved exactly
+    own_bound: bool = True  # MCLP under a time limit: Lagrangian bound from the LP duals (siting._mclp_bound)
+
+    def skipped_reductions(self) -> frozenset[str]:
+        """Names of the set-cover reduction steps switched off (``siting._reduce.SET_COVER_STEPS``)."""
+        return frozenset(k for k in R.SET_COVER_STEPS if not getattr(self, k))
+
+
+ALL_LEVERS = Levers()
 
 
 @dataclass(frozen=True)
@@ -103,14 +135,17 @@ def _fixed(fixed_open: Any, m: int) -> np.ndarray:
     return f
 
 
-def _options(solver: str, time_limit: float | None, mip_gap: float) -> SolverOptions:
+def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int = 2) -> SolverOptions:
     if solver not in ("highs", "cbc"):
         raise SolverError(f"solver {solver!r} is unknown; use 'highs' or 'cbc'")
     if time_limit is not None and not time_limit > 0:
         raise DataError(f"time_limit must be > 0 seconds (or None), got {time_limit!r}")
     if not 0 <= mip_gap < 1:
         raise DataError(f"mip_gap must be in [0, 1), got {mip_gap!r}")
-    return SolverOptions(name=solver, time_limit_s=time_limit, mip_gap=float(mip_gap))  # type: ignore[arg-type]
+    if int(threads) != threads or threads < 1:
+        raise DataError(f"threads must be a whole number >= 1, got {threads!r}")
+    return SolverOptions(name=solver, time_limit_s=time_limit, mip_gap=float(mip_gap),  # type: ignore[arg-type]
+                         threads=int(threads))
 
 
 def read_scp(path: Any) -> tuple[sparse.csr_array, np.ndarray]:
@@ -153,7 +188,8 @@ def read_scp(path: Any) -> tuple[sparse.csr_array, np.ndarray]:
 
 
 def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, solver: SolverName = "highs",
-                    time_limit: float | None = None, mip_gap: float = 0.0) -> CoverResult:
+                    time_limit: float | None = None, mip_gap: float = 0.0, threads: int = 2,
+                    levers: Levers = ALL_LEVERS) -> CoverResult:
     """Cheapest set of sites reaching every coverable demand row (LSCP; ZJ-R500/ZJ-R1000 coverage).
 
     Parameters
@@ -164,15 +200,17 @@ def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, 
         Cost per site (>= 0); None = 1 each, i.e. minimise the number of sites.
     fixed_open
         Site columns that are open anyway (existing institutions); their cost counts.
-    solver, time_limit, mip_gap
-        MILP solver, wall-clock limit in seconds for the whole call, relative gap.
+    solver, time_limit, mip_gap, threads
+        MILP solver, wall-clock limit in seconds for the whole call, relative gap, solver threads.
+    levers
+        Reductions, decomposition and warm start to use (all by default; see :class:`Levers`).
     """
     t0 = time.perf_counter()
     A = _coverage(coverage)
     n, m = A.shape
     c = _vector("cost", cost, m, 1.0)
     fixed = _fixed(fixed_open, m)
-    opts = _options(solver, time_limit, mip_gap)
+    opts = _options(solver, time_limit, mip_gap, threads)
     deg = R.row_degree(A)
     uncoverable = np.flatnonzero(deg == 0)
     live = (deg > 0) & ~R.rows_covered_by(A, fixed)
@@ -184,11 +222,11 @@ def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, 
                              "fixed_open": int(fixed.size), "rows_after_fixed": int(core.shape[0])}
     stats["t_setup"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    red = R.reduce_set_cover(core, c[cols0])
+    red = R.reduce_set_cover(core, c[cols0], skip=levers.skipped_reductions())
     stats.update(rows_reduced=int(red.A.shape[0]), cols_reduced=int(red.A.shape[1]),
                  forced=int(red.forced.size), reduction_rounds=red.rounds, **red.counts)
     stats["t_reduce"] = time.perf_counter() - t1
-    picks, parts = _solve_cover_core(red.A, c[cols0][red.cols], opts, t0, stats)
+    picks, parts = _solve_cover_core(red.A, c[cols0][red.cols], opts, t0, stats, levers)
     chosen = np.zeros(m, dtype=bool)
     chosen[fixed] = True
     chosen[cols0[red.forced]] = True
@@ -201,17 +239,21 @@ def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, 
                        uncoverable=uncoverable, stats=stats)
 
 
-def _solve_cover_core(A: sparse.csr_array, cost: np.ndarray, opts: SolverOptions, t0: float,
-                      stats: dict) -> tuple[np.ndarray, list[tuple[str, float | None, float]]]:
-    """Solve the reduced core component by component; return (picked core columns, parts)."""
+def _solve_cover_core(A: sparse.csr_array, cost: np.ndarray, opts: SolverOptions, t0: float, stats: dict,
+                      levers: Levers) -> tuple[np.ndarray, list[tuple[str, float | None, float]]]:
+    """Solve the reduced core component by component (or as one MILP); return (picked core columns, parts)."""
     t = time.perf_counter()
     if A.shape[0] == 0:
         stats.update(components=0, milps=0, t_components=0.0, t_greedy=0.0, t_milp=0.0)
         return np.zeros(0, dtype=np.int64), []
-    k, rlab, clab = R.components(A)
+    if levers.components:
+        k, rlab, clab = R.components(A)
+        groups = _component_batches(k, clab)
+    else:
+        k, rlab, clab = 1, np.zeros(A.shape[0], dtype=np.int64), np.zeros(A.shape[1], dtype=np.int64)
+        groups = [np.array([0])]
     stats["components"] = k
     stats["t_components"] = time.perf_counter() - t
-    groups = _component_batches(k, clab)
     stats["milps"] = len(groups)
     picks: list[np.ndarray] = []
     parts: list[tuple[str, float | None, float]] = []
@@ -221,7 +263,7 @@ def _solve_cover_core(A: sparse.csr_array, cost: np.ndarray, opts: SolverOptions
         sub = R.binary_csr(A[np.flatnonzero(rmask)][:, np.flatnonzero(cmask)])
         subc = cost[cmask]
         ts = time.perf_counter()
-        warm = R.greedy_cover(sub, subc)
+        warm = R.greedy_cover(sub, subc) if levers.warm_start else None
         tg += time.perf_counter() - ts
         ts = time.perf_counter()
         x, part = _cover_milp(sub, subc, warm, opts, t0)
@@ -241,23 +283,30 @@ def _component_batches(k: int, clab: np.ndarray) -> list[np.ndarray]:
     return big + ([np.sort(small)] if small.size else [])
 
 
-def _cover_milp(A: sparse.csr_array, cost: np.ndarray, warm: np.ndarray, opts: SolverOptions,
+def _cover_milp(A: sparse.csr_array, cost: np.ndarray, warm: np.ndarray | None, opts: SolverOptions,
                 t0: float) -> tuple[np.ndarray, tuple[str, float | None, float]]:
-    """One set-cover MILP; falls back to the greedy cover when the time is up or no incumbent."""
+    """One set-cover MILP; falls back to the greedy cover when the time is up or no incumbent.
+
+    ``warm`` None (the warm-start lever off): no start is passed; the greedy cover is then only
+    computed if the solver returns no plan.
+    """
     n, m = A.shape
     left = None if opts.time_limit_s is None else opts.time_limit_s - (time.perf_counter() - t0)
-    greedy_obj = float(cost[warm].sum())
+    if warm is None and left is not None and left <= 0.01:
+        warm = R.greedy_cover(A, cost)
+    greedy_obj = math.inf if warm is None else float(cost[warm].sum())
     if left is not None and left <= 0.01:
         return warm, ("time_limit", None, greedy_obj)
     prob = MilpProblem(c=cost, A=sparse.csr_array(A, dtype=np.float64), row_lb=np.ones(n),
                        row_ub=np.full(n, np.inf), col_lb=np.zeros(m), col_ub=np.ones(m),
                        integrality=np.ones(m, dtype=bool))
-    res = solve_milp(prob, _with_limit(opts, left), warm_start=warm.astype(np.float64))
+    res = solve_milp(prob, _with_limit(opts, left), warm_start=None if warm is None else warm.astype(np.float64))
     if res.status == "infeasible":  # cannot happen: every core row has a column
         raise SolverError(f"{res.solver}: a set-cover core with a column on every row came back "
                           "infeasible; please report this instance")
     if res.x is None or res.objective is None or res.objective > greedy_obj + 1e-9:
-        return warm, ("time_limit", res.bound, greedy_obj)
+        warm = R.greedy_cover(A, cost) if warm is None else warm
+        return warm, ("time_limit", res.bound, float(cost[warm].sum()))
     return res.x > 0.5, (res.status, res.bound, float(res.objective))
 
 
@@ -301,14 +350,15 @@ def _check_cover(A: sparse.csr_array, chosen: np.ndarray, deg: np.ndarray) -> No
 
 def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None, budget: float | None = None,
                        cost: Any = None, fixed_open: Any = None, solver: SolverName = "highs",
-                       time_limit: float | None = None, mip_gap: float = 0.0,
-                       window_search: bool = True) -> CoverResult:
+                       time_limit: float | None = None, mip_gap: float = 0.0, threads: int = 2,
+                       levers: Levers = ALL_LEVERS) -> CoverResult:
     """Open at most ``n_sites`` sites (and/or cost within ``budget``) to maximise the covered weight.
 
     ``n_sites`` and ``budget`` count every open site, ``fixed_open`` included. ``weight`` per
     demand row (>= 0, e.g. resident elderly); ``cost`` per site (>= 0, used with ``budget``).
-    objective = total weight of rows reached by at least one selected site. ``window_search``
-    (count limit only) improves the MILP's start by re-solving windows of neighbouring sites.
+    objective = total weight of rows reached by at least one selected site. ``levers`` (all by
+    default, see :class:`Levers`): row aggregation, dominated sites, folded singleton rows, the
+    greedy + swap start, the window search (count limit only) and the own bound.
     """
     t0 = time.perf_counter()
     A = _coverage(coverage)
@@ -316,7 +366,7 @@ def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None
     w = _vector("weight", weight, n, None)
     c = _vector("cost", cost, m, 1.0)
     fixed = _fixed(fixed_open, m)
-    opts = _options(solver, time_limit, mip_gap)
+    opts = _options(solver, time_limit, mip_gap, threads)
     p_left, b_left = _mclp_limits(n_sites, budget, fixed, c)
     deg = R.row_degree(A)
     uncoverable = np.flatnonzero(deg == 0)
@@ -331,7 +381,7 @@ def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None
     stats: dict[str, Any] = {"rows": n, "cols": m, "uncoverable": int(uncoverable.size),
                              "fixed_open": int(fixed.size), "rows_after_fixed": int(core.shape[0]),
                              "t_setup": time.perf_counter() - t0}
-    x, status, obj, bound = _mclp_core(core, w[rows0], c[cols0], p_left, b_left, opts, t0, stats, window_search)
+    x, status, obj, bound = _mclp_core(core, w[rows0], c[cols0], p_left, b_left, opts, t0, stats, levers)
     chosen = np.zeros(m, dtype=bool)
     chosen[fixed] = True
     chosen[cols0[x]] = True
@@ -367,15 +417,23 @@ def _mclp_limits(n_sites: int | None, budget: float | None, fixed: np.ndarray,
 
 
 def _mclp_core(A: sparse.csr_array, w: np.ndarray, c: np.ndarray, p: int | None, b: float | None,
-               opts: SolverOptions, t0: float, stats: dict, window_search: bool = True):
+               opts: SolverOptions, t0: float, stats: dict, levers: Levers = ALL_LEVERS):
     """Reduce and solve the MCLP core; return (bool per core column, status, objective, bound)."""
     t = time.perf_counter()
     n_in = A.shape[0]
-    A, keep, w = R.merge_identical_rows(A, w)
-    dcol = R.dominated_cols(A, c if b is not None else np.ones(A.shape[1]))
+    if levers.identical_rows:
+        A, keep, w = R.merge_identical_rows(A, w)
+    else:
+        keep = np.arange(n_in)
+    if levers.dominated_cols:
+        dcol = R.dominated_cols(A, c if b is not None else np.ones(A.shape[1]))
+    else:
+        dcol = np.zeros(A.shape[1], dtype=bool)
     cols = np.flatnonzero(~dcol)
     A = R.binary_csr(A[:, cols])
     single = R.row_degree(A) == 1
+    if not levers.singleton_rows:
+        single[:] = False
     col_w = np.bincount(A.indices[A.indptr[:-1][single]], weights=w[single], minlength=A.shape[1])
     multi = np.flatnonzero(~single)
     Am, wm = R.binary_csr(A[multi]), w[multi]
@@ -386,16 +444,18 @@ def _mclp_core(A: sparse.csr_array, w: np.ndarray, c: np.ndarray, p: int | None,
     t = time.perf_counter()
     warm = R.greedy_max_cover(A, w, p, b, c[cols])
     stats["t_greedy"] = time.perf_counter() - t
-    if b is None and p is not None:  # swap search keeps the count; with a budget it could overspend
+    start = levers.warm_start and A.shape[1] >= MCLP_START_MIN_COLS
+    if start and b is None and p is not None:  # swap search keeps the count; a budget could overspend
         t = time.perf_counter()
         budget_s = 10.0 if opts.time_limit_s is None else 0.1 * opts.time_limit_s
         warm = R.improve_max_cover(A, w, warm, time_limit_s=budget_s)
         stats["t_local_search"] = time.perf_counter() - t
-        if window_search:
+        if levers.window_search:
             warm = _window_search(A, w, warm, opts, t0, stats)
-    own = _own_bound(Am, wm, col_w, c[cols], p, b, warm, opts, t0, stats)
+    own = _own_bound(Am, wm, col_w, c[cols], p, b, warm, opts, t0, stats) if levers.own_bound else None
     t = time.perf_counter()
-    x, status, obj, bound = _mclp_milp(Am, wm, col_w, c[cols], p, b, warm, opts, t0)
+    x, status, obj, bound = _mclp_milp(Am, wm, col_w, c[cols], p, b, warm, opts, t0, pass_start=start)
+    stats["start_passed"] = start
     stats["t_milp"] = time.perf_counter() - t
     if own is not None and (bound is None or own < bound):
         bound = own
@@ -443,8 +503,12 @@ def _own_bound(A: sparse.csr_array, w: np.ndarray, col_w: np.ndarray, c: np.ndar
 
 
 def _mclp_milp(A: sparse.csr_array, w: np.ndarray, col_w: np.ndarray, c: np.ndarray, p: int | None,
-               b: float | None, warm: np.ndarray, opts: SolverOptions, t0: float):
-    """max col_w·x + w·y  s.t.  y_i <= sum_{j covers i} x_j,  sum x <= p,  c·x <= b;  x binary, y in [0, 1]."""
+               b: float | None, warm: np.ndarray, opts: SolverOptions, t0: float, *, pass_start: bool = True):
+    """max col_w·x + w·y  s.t.  y_i <= sum_{j covers i} x_j,  sum x <= p,  c·x <= b;  x binary, y in [0, 1].
+
+    ``warm`` (the greedy plan) is the fallback when the solver returns nothing better; it is
+    given to the solver as its start only with ``pass_start``.
+    """
     m = A.shape[1]
     prob = max_cover_problem(A, w, col_w=col_w, n_sites=p, budget=b, cost=c)
     y0 = np.minimum(1.0, np.asarray(A @ warm.astype(np.float64)).ravel())
@@ -454,7 +518,7 @@ def _mclp_milp(A: sparse.csr_array, w: np.ndarray, col_w: np.ndarray, c: np.ndar
     if m == 0 or (left is not None and left <= 0.01):
         st: Status = "optimal" if m == 0 else "time_limit"
         return warm, st, greedy_obj, (greedy_obj if m == 0 else None)
-    res: SolveResult = solve_milp(prob, _with_limit(opts, left), warm_start=warm_x)
+    res: SolveResult = solve_milp(prob, _with_limit(opts, left), warm_start=warm_x if pass_start else None)
     if res.status == "infeasible":
         raise SolverError(f"{res.solver}: the max-coverage model came back infeasible although selecting "
                           "nothing is feasible; please report this instance")

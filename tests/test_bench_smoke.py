@@ -70,6 +70,18 @@ def test_lscp_siting_matches_scipy_milp(instance: _instances.Instance, tmp_path:
     assert rec["t_total"] == pytest.approx(rec["t_reach"] + rec["t_build"] + rec["t_solve"], rel=1e-6, abs=1e-6)
 
 
+def test_levers_solvers_and_threads_in_one_run(instance: _instances.Instance, tmp_path: Path) -> None:
+    """Each lever off, CBC and one thread: one record each, same run, all at scipy's optimum."""
+    recs = run(tmp_path, "--no-spopt", "--variants", "all_levers,plain", "--solver", "highs,cbc", "--threads", "2,1")
+    got = {(r["variant"], r["solver"], r["threads"]) for r in recs}
+    levers = {f"no_{lv}" for lv in run_bench._LEVERS["lscp"]}
+    assert got == ({(v, "highs", 2) for v in levers | {"default", "plain"}}
+                   | {("default", "highs", 1), ("default", "cbc", 2), ("default", "cbc", 1)})
+    assert len({r["run_id"] for r in recs}) == 1
+    assert {r["objective"] for r in recs} == {scipy_set_cover(instance)}
+    assert all(r["status"] == "optimal" and r["agree"] is True for r in recs)
+
+
 NO_SPOPT = importlib.util.find_spec("spopt") is None
 
 

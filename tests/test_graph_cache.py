@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -337,6 +338,21 @@ def test_cache_cap_zero_keeps_only_the_entry_just_written(tmp_path, monkeypatch)
     monkeypatch.setenv(_graph_cache.ENV_MAX_MB, "0")
     new = load_graph(_square(tmp_path, last_length=150.0), crs=CRS, cache_dir=cache)
     assert _cache_files(cache) == [_graph_cache.cache_file(cache, new.sha256)]
+
+
+def test_stale_temporary_files_of_a_killed_writer_are_deleted(tmp_path):
+    """A write killed between mkstemp and os.replace leaves a .npz.tmp; the next write sweeps it once stale."""
+    cache = tmp_path / "graphs"
+    cache.mkdir()
+    stale = cache / ".siting-graph-v1-abc.x1y2.npz.tmp"
+    fresh = cache / ".siting-graph-v1-def.z3w4.npz.tmp"  # maybe another process writing right now
+    for f in (stale, fresh):
+        f.write_bytes(b"partial")
+    old = time.time() - _graph_cache.STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    load_graph(_square(tmp_path, last_length=130.0), crs=CRS, cache_dir=cache)
+    assert not stale.exists()
+    assert fresh.exists()
 
 
 @pytest.mark.parametrize("value", ["lots", "-5", "nan"])

@@ -10,7 +10,8 @@ from scipy import sparse
 
 from siting import _lns as L
 from siting import _reduce as R
-from siting.optimize import solve_max_coverage
+from siting import optimize as O
+from siting.optimize import Levers, solve_max_coverage
 
 
 def random_cover(seed: int, n: int = 60, m: int = 12, density: float = 0.15):
@@ -112,15 +113,27 @@ def spatial_instance(seed: int = 3):
     return sparse.csr_array((np.ones(rows.size), (rows, cols)), shape=(len(cells), 150)), w
 
 
-def test_window_search_keeps_the_max_coverage_optimum():
+def test_window_search_keeps_the_max_coverage_optimum(monkeypatch):
+    monkeypatch.setattr(O, "MCLP_START_MIN_COLS", 0)  # a 150-site core: the start search would be skipped
     A, w = spatial_instance()
     on = solve_max_coverage(A, w, n_sites=12)
-    off = solve_max_coverage(A, w, n_sites=12, window_search=False)
+    off = solve_max_coverage(A, w, n_sites=12, levers=Levers(window_search=False))
     assert on.status == off.status == "optimal"
     assert on.objective == pytest.approx(off.objective)
     assert on.stats["window_search_windows"] > 0
     assert on.stats["window_search_gain"] >= 0
     assert "window_search_windows" not in off.stats
+
+
+def test_small_max_coverage_core_gets_no_start(monkeypatch):
+    """Below MCLP_START_MIN_COLS core sites HiGHS gets no start and no window search runs (faster there)."""
+    A, w = spatial_instance()
+    small = solve_max_coverage(A, w, n_sites=12)
+    assert small.stats["start_passed"] is False and "window_search_windows" not in small.stats
+    monkeypatch.setattr(O, "MCLP_START_MIN_COLS", 0)
+    big = solve_max_coverage(A, w, n_sites=12)
+    assert big.stats["start_passed"] is True and big.stats["window_search_windows"] > 0
+    assert small.objective == pytest.approx(big.objective)
 
 
 # ---------------------------------------------------------------------------- generic window search

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from siting import _reduce as R
+from siting import optimize
 from siting._errors import DataError, InfeasibleError, SitingError
-from siting.optimize import read_scp, solve_max_coverage, solve_set_cover
+from siting.optimize import Levers, read_scp, solve_max_coverage, solve_set_cover
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,16 +100,52 @@ def test_set_cover_unit_cost_counts_sites():
     assert res.uncoverable.tolist() == [3]
 
 
+ONE_LEVER_OFF = [Levers(**{f: False}) for f in Levers.__dataclass_fields__]
+NO_LEVERS = Levers(**{f: False for f in Levers.__dataclass_fields__})
+
+
+@SETTINGS
+@given(instances(max_cols=9), st.sampled_from([*ONE_LEVER_OFF, NO_LEVERS]))
+def test_set_cover_levers_off_keep_the_optimum(inst, levers):
+    """Each lever (and all of them off) changes only the time, never the optimum (brute force)."""
+    D, cost, _, fixed = inst
+    res = solve_set_cover(sparse.csr_array(D), cost, fixed_open=fixed, levers=levers)
+    assert res.status == "optimal"
+    assert res.objective == pytest.approx(brute_set_cover(D, cost, fixed))
+
+
+def test_set_cover_levers_off_are_not_applied():
+    """Switched-off reductions are not counted; without components the core is one MILP."""
+    rng = np.random.default_rng(3)
+    D = sparse.csr_array(rng.random((60, 25)) < 0.12)
+    on = solve_set_cover(D)
+    assert on.stats["identical_rows"] + on.stats["dominated_rows"] > 0
+    off = solve_set_cover(D, levers=Levers(identical_rows=False, dominated_rows=False, dominated_cols=False,
+                                           forced_cols=False, components=False))
+    assert off.stats["identical_rows"] == off.stats["dominated_rows"] == 0
+    assert off.stats["dominated_cols"] == off.stats["forced_cols"] == 0
+    assert off.stats["milps"] == 1
+    assert off.stats["rows_reduced"] == off.stats["rows_after_fixed"] > on.stats["rows_reduced"]
+    assert off.objective == on.objective
+
+
 # ---------------------------------------------------------------------------------------------
 # max coverage
 
 
+def start_always(on: bool):
+    """Tiny cores are below MCLP_START_MIN_COLS: lower it so the start / window-search path is tested too."""
+    return mock.patch.object(optimize, "MCLP_START_MIN_COLS", 0 if on else optimize.MCLP_START_MIN_COLS)
+
+
 @SETTINGS
-@given(instances(), st.integers(0, 4))
-def test_max_coverage_n_sites_matches_brute_force(inst, p):
+@given(instances(), st.integers(0, 4), st.booleans())
+def test_max_coverage_n_sites_matches_brute_force(inst, p, with_start):
     D, cost, w, fixed = inst
     p = max(p, fixed.size)
-    res = solve_max_coverage(sparse.csr_array(D), w, n_sites=p, fixed_open=fixed)
+    with start_always(with_start):
+        res = solve_max_coverage(sparse.csr_array(D), w, n_sites=p, fixed_open=fixed)
+    assert res.stats.get("start_passed", True) is with_start or res.stats.get("cols_reduced") == 0
     assert res.status == "optimal"
     assert res.objective == pytest.approx(brute_max_cover(D, w, cost, fixed, n_sites=p))
     assert res.selected.size <= p
@@ -115,13 +153,14 @@ def test_max_coverage_n_sites_matches_brute_force(inst, p):
 
 
 @SETTINGS
-@given(instances(), st.integers(0, 12))
-def test_max_coverage_budget_matches_brute_force(inst, budget):
+@given(instances(), st.integers(0, 12), st.booleans())
+def test_max_coverage_budget_matches_brute_force(inst, budget, with_start):
     D, cost, w, fixed = inst
     budget = max(budget, cost[fixed].sum())
     for solver in ("highs", "cbc"):
-        res = solve_max_coverage(sparse.csr_array(D), w, budget=budget, cost=cost, fixed_open=fixed,
-                                 solver=solver)
+        with start_always(with_start):
+            res = solve_max_coverage(sparse.csr_array(D), w, budget=budget, cost=cost, fixed_open=fixed,
+                                     solver=solver)
         assert res.status == "optimal"
         assert res.objective == pytest.approx(brute_max_cover(D, w, cost, fixed, budget=budget))
         assert cost[res.selected].sum() <= budget + 1e-9
@@ -137,6 +176,32 @@ def test_max_coverage_highs_and_cbc_agree(inst, p):
     assert a.objective == pytest.approx(b.objective)
 
 
+@SETTINGS
+@given(instances(max_cols=9), st.integers(1, 4), st.sampled_from([*ONE_LEVER_OFF, NO_LEVERS]))
+def test_max_coverage_levers_off_keep_the_optimum(inst, p, levers):
+    D, cost, w, fixed = inst
+    p = max(p, fixed.size)
+    with start_always(True):
+        res = solve_max_coverage(sparse.csr_array(D), w, n_sites=p, fixed_open=fixed, levers=levers, time_limit=30)
+    assert res.status == "optimal"
+    assert res.objective == pytest.approx(brute_max_cover(D, w, cost, fixed, n_sites=p))
+
+
+def test_max_coverage_levers_off_are_not_applied(monkeypatch):
+    monkeypatch.setattr(optimize, "MCLP_START_MIN_COLS", 0)
+    rng = np.random.default_rng(5)
+    D = sparse.csr_array(rng.random((80, 20)) < 0.1)
+    D = sparse.csr_array(sparse.vstack([D, D[:10]]))  # ten identical rows for sure
+    w = rng.integers(1, 50, D.shape[0]).astype(float)
+    on = solve_max_coverage(D, w, n_sites=4)
+    assert on.stats["identical_rows"] >= 10 and on.stats["singleton_rows_folded"] > 0
+    off = solve_max_coverage(D, w, n_sites=4, levers=Levers(identical_rows=False, dominated_cols=False,
+                                                            singleton_rows=False, window_search=False))
+    assert off.stats["identical_rows"] == off.stats["dominated_cols"] == off.stats["singleton_rows_folded"] == 0
+    assert "t_window_search" in on.stats and "t_window_search" not in off.stats
+    assert off.objective == pytest.approx(on.objective)
+
+
 def test_max_coverage_fixed_open_over_limit_is_infeasible():
     D = sparse.csr_array(np.eye(3))
     with pytest.raises(InfeasibleError, match="fixed_open holds 2 sites but n_sites=1"):
@@ -149,6 +214,7 @@ def test_max_coverage_fixed_open_over_limit_is_infeasible():
     ({"fixed_open": [5]}, "outside 0..2"),
     ({"solver": "gurobi"}, "unknown"),
     ({"time_limit": 0}, "time_limit must be > 0"),
+    ({"threads": 0}, "threads must be a whole number >= 1"),
 ])
 def test_bad_input_raises_siting_error(kwargs, match):
     with pytest.raises(SitingError, match=match):
