@@ -292,11 +292,10 @@ def _cover_milp(A: sparse.csr_array, cost: np.ndarray, warm: np.ndarray | None, 
     """
     n, m = A.shape
     left = None if opts.time_limit_s is None else opts.time_limit_s - (time.perf_counter() - t0)
-    if warm is None and left is not None and left <= 0.01:
-        warm = R.greedy_cover(A, cost)
-    greedy_obj = math.inf if warm is None else float(cost[warm].sum())
     if left is not None and left <= 0.01:
-        return warm, ("time_limit", None, greedy_obj)
+        warm = R.greedy_cover(A, cost) if warm is None else warm
+        return warm, ("time_limit", None, float(cost[warm].sum()))
+    greedy_obj = math.inf if warm is None else float(cost[warm].sum())
     prob = MilpProblem(c=cost, A=sparse.csr_array(A, dtype=np.float64), row_lb=np.ones(n),
                        row_ub=np.full(n, np.inf), col_lb=np.zeros(m), col_ub=np.ones(m),
                        integrality=np.ones(m, dtype=bool))
@@ -431,9 +430,7 @@ def _mclp_core(A: sparse.csr_array, w: np.ndarray, c: np.ndarray, p: int | None,
         dcol = np.zeros(A.shape[1], dtype=bool)
     cols = np.flatnonzero(~dcol)
     A = R.binary_csr(A[:, cols])
-    single = R.row_degree(A) == 1
-    if not levers.singleton_rows:
-        single[:] = False
+    single = (R.row_degree(A) == 1) & levers.singleton_rows
     col_w = np.bincount(A.indices[A.indptr[:-1][single]], weights=w[single], minlength=A.shape[1])
     multi = np.flatnonzero(~single)
     Am, wm = R.binary_csr(A[multi]), w[multi]
