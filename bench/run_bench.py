@@ -196,11 +196,12 @@ def _full(case: dict, inst: Any) -> dict:
 
         _warmstart.coverage_start = lambda *a, **k: None  # ablation only, in this child process
     t = time.perf_counter()
-    problem, idx = sm.build_problem(scen, pi.rules, pi.demand, pi.sites, reach, reduce=case["variant"] != "noreduce")
+    reduce = case["variant"] != "noreduce"
+    problem, idx = sm.build_problem(scen, pi.rules, pi.demand, pi.sites, reach, reduce=reduce)
     t_build = time.perf_counter() - t
     del problem, idx
     t = time.perf_counter()
-    plan = sm.plan(scen, pi.rules, pi.demand, pi.sites, reach)
+    plan = sm.plan(scen, pi.rules, pi.demand, pi.sites, reach, reduce=reduce)
     t_plan = time.perf_counter() - t
     stages = plan.solver.options.get("stages", [])
     primary = stages[0]["seconds"] if stages else None

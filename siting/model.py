@@ -1067,16 +1067,17 @@ def compact_problem(problem: MilpProblem, idx: ModelIndex, rules: Any) -> tuple[
 # ----------------------------------------------------------------------------- plan
 
 
-def plan(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any) -> Plan:
+def plan(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, *, reduce: bool = True) -> Plan:
     """Build and solve the planning model of a scenario.
 
     Never raises for an infeasible plan: returns a Plan with ``solver.status == "infeasible"``
-    and a JSON-serialisable ``diagnosis`` (see :mod:`siting.diagnose`).
+    and a JSON-serialisable ``diagnosis`` (see :mod:`siting.diagnose`). ``reduce=False`` keeps
+    every coverage row (see :func:`build_problem`; the benchmark's ``noreduce`` ablation).
     """
     from . import diagnose as dg
 
     t0 = time.perf_counter()
-    problem, idx = build_problem(scenario, rules, demand, sites, reach)
+    problem, idx = build_problem(scenario, rules, demand, sites, reach, reduce=reduce)
     options = solver_options(scenario)
     found = dg.structural(scenario, rules, demand, sites, reach, idx)
     if found["problems"]:
