@@ -367,10 +367,10 @@ def _gap(g: float | None) -> str:
 
 
 def table(records: list[dict]) -> str:
-    """Markdown table; ratio = spopt ÷ siting total time within the same run."""
-    head = ("| N×M | problem | tool | reach s | build s | solve s | total s | cpu s | peak MB | status | objective "
-            "| gap | spopt ÷ siting (wall / cpu) |")
-    lines = [head, "|" + "---|" * 13]
+    """Markdown table; ratio = spopt ÷ siting total time within the same run (the run column: its id)."""
+    head = ("| run | N×M | problem | tool | reach s | build s | solve s | total s | cpu s | peak MB | status "
+            "| objective | gap | spopt ÷ siting (wall / cpu) |")
+    lines = [head, "|" + "---|" * 14]
     for r in records:
         ratio = "-"
         if r["tool"] == "siting" and r["variant"] == "default":
@@ -387,7 +387,8 @@ def table(records: list[dict]) -> str:
             tool += f" {r['threads']} thread"
         obj = r.get("objective")
         lines.append(
-            f"| {r['n']}×{r['m']} | {r['problem']} | {tool} [{r['solver']}] | {_fmt(r.get('t_reach'))} "
+            f"| {r.get('run_id', '-')} | {r['n']}×{r['m']} | {r['problem']} | {tool} [{r['solver']}] "
+            f"| {_fmt(r.get('t_reach'))} "
             f"| {_fmt(r.get('t_build'))} | {_fmt(r.get('t_solve'))} | {_fmt(r.get('t_total'))} "
             f"| {_fmt(r.get('cpu_s'))} | {_fmt(r.get('peak_mb'), '.0f')} | {r['status']} | {_fmt(obj, '.6g')} "
             f"| {_gap(r.get('gap'))} | {ratio} |")

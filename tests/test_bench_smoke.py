@@ -104,5 +104,6 @@ def test_table_reports_ratio_within_one_run() -> None:
     text = run_bench.table(recs)
     assert "30.0× / 20.0×" in text
     assert "99.0×" not in text
+    assert [line.split(" | ")[0] for line in text.splitlines()[2:]] == ["| a", "| a", "| b"]
     notes = run_bench.check_agreement([{**recs[0]}, {**recs[1], "objective": 8.0}])
     assert "DIFFER" in notes[0]
