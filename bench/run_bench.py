@@ -91,7 +91,7 @@ def _siting_cover(case: dict, inst: Any) -> dict:
     cov = inst_mod.sparse_coverage(inst)
     t_reach = time.perf_counter() - t
     off = case["variant"].removeprefix("no_") if case["variant"].startswith("no_") else None
-    kw = {"solver": case["solver"], "threads": case["threads"],
+    kw = {"solver": case["solver"], "threads": case["threads"], "seed": case.get("seed", 0),
           "levers": Levers(**({off: False} if off else {}))}
     if case["problem"] == "lscp":
         res = solve_set_cover(cov, **kw)
@@ -117,7 +117,7 @@ def _siting_plain(case: dict, inst: Any) -> dict:
     a = sparse.csr_array(cov, dtype=np.float64)
     a.data[:] = 1.0
     n, m = a.shape
-    opts = SolverOptions(name=case["solver"], threads=case["threads"],
+    opts = SolverOptions(name=case["solver"], threads=case["threads"], seed=case.get("seed", 0),
                          time_limit_s=MCLP_LIMIT_S if case["problem"] == "mclp" else None)
     if case["problem"] == "lscp":
         prob = MilpProblem(c=np.ones(m), A=a, row_lb=np.ones(n), row_ub=np.full(n, np.inf), col_lb=np.zeros(m),
@@ -186,7 +186,7 @@ def _full(case: dict, inst: Any) -> dict:
     t_reach = time.perf_counter() - t
     scen = pi.scenario.model_copy(update={"solver": pi.scenario.solver.model_copy(
         update={"name": case["solver"], "time_limit_s": case.get("time_limit") or FULL_LIMIT_S,
-                "threads": case["threads"]})})
+                "threads": case["threads"], "seed": case.get("seed", pi.scenario.solver.seed)})})
     if case["problem"] == "full-budget":
         scen = scen.model_copy(update={"objective": scen.objective.model_copy(update={
             "kind": "max_coverage", "budget": BUDGET_PER_CELL * inst.n, "beds_rule": "objective",
@@ -276,6 +276,7 @@ def run_child(case: dict) -> dict:
     out["peak_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # CBC, side search
     out["wall_child_s"] = time.perf_counter() - t0
     out["t_import"] = t_import
+    out["seed"] = case.get("seed", 0)  # the solver seed this child used (siting; spopt's PuLP gets none)
     return out
 
 
@@ -385,6 +386,8 @@ def table(records: list[dict]) -> str:
         tool = r["tool"] + ("" if r["variant"] == "default" else f" ({r['variant']})")
         if r["tool"] == "siting" and r.get("threads", 2) != 2:
             tool += f" {r['threads']} thread"
+        if r.get("seeds"):
+            tool += f" seeds {min(r['seeds'])}–{max(r['seeds'])}"
         obj = r.get("objective")
         lines.append(
             f"| {r.get('run_id', '-')} | {r['n']}×{r['m']} | {r['problem']} | {tool} [{r['solver']}] "
@@ -417,6 +420,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--problems", default="lscp,mclp", help=f"comma separated of {','.join(PROBLEMS)}")
     ap.add_argument("--repeat", type=int, default=3, help="siting runs per case (median)")
     ap.add_argument("--spopt-once", action="store_true", help="run spopt once per case, not --repeat times")
+    ap.add_argument("--vary-seed", action="store_true", help="siting's repeat k uses solver seed k, so the median "
+                    "is over branch-and-bound search paths (tells a lever's effect from luck)")
     ap.add_argument("--spopt-timeout", type=float, default=1800.0, help="seconds before a spopt child is killed")
     ap.add_argument("--no-spopt", action="store_true")
     ap.add_argument("--solver", default="highs", help="siting's MILP solver(s): highs, cbc or highs,cbc (the "
@@ -470,8 +475,12 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases_for(args, n):
             reps = 1 if case["tool"] == "spopt" and args.spopt_once else args.repeat
             timeout = args.spopt_timeout if case["tool"] == "spopt" else 3600
-            runs = [spawn(case, timeout) for _ in range(reps)]
+            vary = args.vary_seed and case["tool"] == "siting"
+            runs = [spawn({**case, "seed": k} if vary else case, timeout) for k in range(reps)]
             rec = {**case, **_median_of(runs), "run_id": run_id, "machine": info, "repeats": reps}
+            rec.pop("seed", None)
+            if vary:
+                rec["seeds"] = [r.get("seed") for r in runs]
             records.append(rec)
             print(f"# {n} {case['problem']} {case['tool']}/{case['variant']}: {rec['status']} "
                   f"total={_fmt(rec.get('t_total'))}s peak={_fmt(rec.get('peak_mb'), '.0f')}MB "

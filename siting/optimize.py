@@ -135,7 +135,7 @@ def _fixed(fixed_open: Any, m: int) -> np.ndarray:
     return f
 
 
-def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int = 2) -> SolverOptions:
+def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int = 2, seed: int = 0) -> SolverOptions:
     if solver not in ("highs", "cbc"):
         raise SolverError(f"solver {solver!r} is unknown; use 'highs' or 'cbc'")
     if time_limit is not None and not time_limit > 0:
@@ -144,8 +144,10 @@ def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int
         raise DataError(f"mip_gap must be in [0, 1), got {mip_gap!r}")
     if int(threads) != threads or threads < 1:
         raise DataError(f"threads must be a whole number >= 1, got {threads!r}")
+    if int(seed) != seed or seed < 0:
+        raise DataError(f"seed must be a whole number >= 0, got {seed!r}")
     return SolverOptions(name=solver, time_limit_s=time_limit, mip_gap=float(mip_gap),  # type: ignore[arg-type]
-                         threads=int(threads))
+                         threads=int(threads), seed=int(seed))
 
 
 def read_scp(path: Any) -> tuple[sparse.csr_array, np.ndarray]:
@@ -189,7 +191,7 @@ def read_scp(path: Any) -> tuple[sparse.csr_array, np.ndarray]:
 
 def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, solver: SolverName = "highs",
                     time_limit: float | None = None, mip_gap: float = 0.0, threads: int = 2,
-                    levers: Levers = ALL_LEVERS) -> CoverResult:
+                    seed: int = 0, levers: Levers = ALL_LEVERS) -> CoverResult:
     """Cheapest set of sites reaching every coverable demand row (LSCP; ZJ-R500/ZJ-R1000 coverage).
 
     Parameters
@@ -200,8 +202,10 @@ def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, 
         Cost per site (>= 0); None = 1 each, i.e. minimise the number of sites.
     fixed_open
         Site columns that are open anyway (existing institutions); their cost counts.
-    solver, time_limit, mip_gap, threads
-        MILP solver, wall-clock limit in seconds for the whole call, relative gap, solver threads.
+    solver, time_limit, mip_gap, threads, seed
+        MILP solver, wall-clock limit in seconds for the whole call, relative gap, solver threads,
+        the solver's random seed (same seed, same search path; the benchmark varies it to tell a
+        lever's effect from branch-and-bound luck).
     levers
         Reductions, decomposition and warm start to use (all by default; see :class:`Levers`).
     """
@@ -210,7 +214,7 @@ def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, 
     n, m = A.shape
     c = _vector("cost", cost, m, 1.0)
     fixed = _fixed(fixed_open, m)
-    opts = _options(solver, time_limit, mip_gap, threads)
+    opts = _options(solver, time_limit, mip_gap, threads, seed)
     deg = R.row_degree(A)
     uncoverable = np.flatnonzero(deg == 0)
     live = (deg > 0) & ~R.rows_covered_by(A, fixed)
@@ -350,14 +354,15 @@ def _check_cover(A: sparse.csr_array, chosen: np.ndarray, deg: np.ndarray) -> No
 def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None, budget: float | None = None,
                        cost: Any = None, fixed_open: Any = None, solver: SolverName = "highs",
                        time_limit: float | None = None, mip_gap: float = 0.0, threads: int = 2,
-                       levers: Levers = ALL_LEVERS) -> CoverResult:
+                       seed: int = 0, levers: Levers = ALL_LEVERS) -> CoverResult:
     """Open at most ``n_sites`` sites (and/or cost within ``budget``) to maximise the covered weight.
 
     ``n_sites`` and ``budget`` count every open site, ``fixed_open`` included. ``weight`` per
     demand row (>= 0, e.g. resident elderly); ``cost`` per site (>= 0, used with ``budget``).
     objective = total weight of rows reached by at least one selected site. ``levers`` (all by
     default, see :class:`Levers`): row aggregation, dominated sites, folded singleton rows, the
-    greedy + swap start, the window search (count limit only) and the own bound.
+    greedy + swap start, the window search (count limit only) and the own bound. ``solver``,
+    ``time_limit``, ``mip_gap``, ``threads``, ``seed``: as :func:`solve_set_cover`.
     """
     t0 = time.perf_counter()
     A = _coverage(coverage)
@@ -365,7 +370,7 @@ def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None
     w = _vector("weight", weight, n, None)
     c = _vector("cost", cost, m, 1.0)
     fixed = _fixed(fixed_open, m)
-    opts = _options(solver, time_limit, mip_gap, threads)
+    opts = _options(solver, time_limit, mip_gap, threads, seed)
     p_left, b_left = _mclp_limits(n_sites, budget, fixed, c)
     deg = R.row_degree(A)
     uncoverable = np.flatnonzero(deg == 0)

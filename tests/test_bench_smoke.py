@@ -82,6 +82,16 @@ def test_levers_solvers_and_threads_in_one_run(instance: _instances.Instance, tm
     assert all(r["status"] == "optimal" and r["agree"] is True for r in recs)
 
 
+def test_vary_seed_gives_each_repeat_its_own_seed(instance: _instances.Instance, tmp_path: Path) -> None:
+    """--vary-seed: repeat k's child reports seed k; the optimum does not move."""
+    recs = run(tmp_path, "--no-spopt", "--repeat", "2", "--vary-seed", "--variants", "plain")
+    assert {r["variant"] for r in recs} == {"default", "plain"}
+    for r in recs:
+        assert r["seeds"] == [0, 1] and len(r["t_total_runs"]) == 2
+        assert r["objective"] == scipy_set_cover(instance)
+    assert "seeds 0–1" in run_bench.table(recs)
+
+
 NO_SPOPT = importlib.util.find_spec("spopt") is None
 
 

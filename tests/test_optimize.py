@@ -187,6 +187,25 @@ def test_max_coverage_levers_off_keep_the_optimum(inst, p, levers):
     assert res.objective == pytest.approx(brute_max_cover(D, w, cost, fixed, n_sites=p))
 
 
+@SETTINGS
+@given(instances(max_cols=9), st.integers(1, 4), st.integers(0, 2**31 - 1), st.sampled_from(["highs", "cbc"]))
+def test_any_solver_seed_keeps_the_optimum(inst, p, seed, solver):
+    """The seed changes the solver's search path (the benchmark varies it), never the optimum."""
+    D, cost, w, fixed = inst
+    p = max(p, fixed.size)
+    res = solve_max_coverage(sparse.csr_array(D), w, n_sites=p, fixed_open=fixed, solver=solver, seed=seed)
+    assert res.status == "optimal"
+    assert res.objective == pytest.approx(brute_max_cover(D, w, cost, fixed, n_sites=p))
+    lscp = solve_set_cover(sparse.csr_array(D), cost, fixed_open=fixed, solver=solver, seed=seed)
+    assert lscp.objective == pytest.approx(brute_set_cover(D, cost, fixed))
+
+
+def test_seed_reaches_every_milp_of_the_call():
+    """The seed is in the options every MILP of a call gets, time limits applied."""
+    opts = optimize._options("highs", 30.0, 0.0, 2, 7)
+    assert opts.seed == 7 and optimize._with_limit(opts, 5.0).seed == 7
+
+
 def test_max_coverage_levers_off_are_not_applied(monkeypatch):
     monkeypatch.setattr(optimize, "MCLP_START_MIN_COLS", 0)
     rng = np.random.default_rng(5)
@@ -215,6 +234,8 @@ def test_max_coverage_fixed_open_over_limit_is_infeasible():
     ({"solver": "gurobi"}, "unknown"),
     ({"time_limit": 0}, "time_limit must be > 0"),
     ({"threads": 0}, "threads must be a whole number >= 1"),
+    ({"seed": -1}, "seed must be a whole number >= 0"),
+    ({"seed": 1.5}, "seed must be a whole number >= 0"),
 ])
 def test_bad_input_raises_siting_error(kwargs, match):
     with pytest.raises(SitingError, match=match):
