@@ -206,6 +206,7 @@ def _full(case: dict, inst: Any) -> dict:
     stages = plan.solver.options.get("stages", [])
     primary = stages[0]["seconds"] if stages else None
     return {"t_reach": t_reach, "t_build": t_build, "t_solve": t_plan - t_build, "status": plan.solver.status,
+            "seed": scen.solver.seed,
             "objective": plan.solver.objective, "gap": plan.solver.gap, "n_selected": len(plan.new_sites),
             "nnz": int(reach.dist.nnz),
             "stats": {"t_prep": pi.seconds, "t_graph_write": t_graph, "t_plan": t_plan, "t_primary_stage": primary,
@@ -276,7 +277,7 @@ def run_child(case: dict) -> dict:
     out["peak_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # CBC, side search
     out["wall_child_s"] = time.perf_counter() - t0
     out["t_import"] = t_import
-    out["seed"] = case.get("seed", 0)  # the solver seed this child used (siting; spopt's PuLP gets none)
+    out.setdefault("seed", case.get("seed", 0))  # the solver seed this child used (spopt's PuLP gets none)
     return out
 
 
@@ -420,8 +421,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--problems", default="lscp,mclp", help=f"comma separated of {','.join(PROBLEMS)}")
     ap.add_argument("--repeat", type=int, default=3, help="siting runs per case (median)")
     ap.add_argument("--spopt-once", action="store_true", help="run spopt once per case, not --repeat times")
-    ap.add_argument("--vary-seed", action="store_true", help="siting's repeat k uses solver seed k, so the median "
-                    "is over branch-and-bound search paths (tells a lever's effect from luck)")
+    ap.add_argument("--vary-seed", action="store_true", help="siting's repeat k uses solver seed k for its main "
+                    "MILPs, so the median is over branch-and-bound search paths (tells a lever's effect from luck)")
     ap.add_argument("--spopt-timeout", type=float, default=1800.0, help="seconds before a spopt child is killed")
     ap.add_argument("--no-spopt", action="store_true")
     ap.add_argument("--solver", default="highs", help="siting's MILP solver(s): highs, cbc or highs,cbc (the "
@@ -476,11 +477,15 @@ def main(argv: list[str] | None = None) -> int:
             reps = 1 if case["tool"] == "spopt" and args.spopt_once else args.repeat
             timeout = args.spopt_timeout if case["tool"] == "spopt" else 3600
             vary = args.vary_seed and case["tool"] == "siting"
-            runs = [spawn({**case, "seed": k} if vary else case, timeout) for k in range(reps)]
+            seeds = list(range(reps)) if vary else [None] * reps
+            # a failed child returns no seed: the one it was given stands in
+            runs = [{"seed": k, **spawn(case if k is None else {**case, "seed": k}, timeout)} for k in seeds]
             rec = {**case, **_median_of(runs), "run_id": run_id, "machine": info, "repeats": reps}
-            rec.pop("seed", None)
+            rec["median_seed"] = rec.pop("seed", None)  # the run whose status, objective and gap are reported
+            rec["repeat_runs"] = [{"seed": r.get("seed"), "status": r.get("status"), "t_total": r.get("t_total")}
+                                  for r in runs]
             if vary:
-                rec["seeds"] = [r.get("seed") for r in runs]
+                rec["seeds"] = seeds
             records.append(rec)
             print(f"# {n} {case['problem']} {case['tool']}/{case['variant']}: {rec['status']} "
                   f"total={_fmt(rec.get('t_total'))}s peak={_fmt(rec.get('peak_mb'), '.0f')}MB "

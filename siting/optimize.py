@@ -135,6 +135,9 @@ def _fixed(fixed_open: Any, m: int) -> np.ndarray:
     return f
 
 
+MAX_SEED = 2**31 - 2  # HiGHS's random_seed is a C int; CBC gets seed + 1 (randomCbcSeed)
+
+
 def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int = 2, seed: int = 0) -> SolverOptions:
     if solver not in ("highs", "cbc"):
         raise SolverError(f"solver {solver!r} is unknown; use 'highs' or 'cbc'")
@@ -144,8 +147,8 @@ def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int
         raise DataError(f"mip_gap must be in [0, 1), got {mip_gap!r}")
     if int(threads) != threads or threads < 1:
         raise DataError(f"threads must be a whole number >= 1, got {threads!r}")
-    if int(seed) != seed or seed < 0:
-        raise DataError(f"seed must be a whole number >= 0, got {seed!r}")
+    if int(seed) != seed or not 0 <= seed <= MAX_SEED:
+        raise DataError(f"seed must be a whole number in 0..{MAX_SEED}, got {seed!r}")
     return SolverOptions(name=solver, time_limit_s=time_limit, mip_gap=float(mip_gap),  # type: ignore[arg-type]
                          threads=int(threads), seed=int(seed))
 
@@ -204,8 +207,9 @@ def solve_set_cover(coverage: Any, cost: Any = None, *, fixed_open: Any = None, 
         Site columns that are open anyway (existing institutions); their cost counts.
     solver, time_limit, mip_gap, threads, seed
         MILP solver, wall-clock limit in seconds for the whole call, relative gap, solver threads,
-        the solver's random seed (same seed, same search path; the benchmark varies it to tell a
-        lever's effect from branch-and-bound luck).
+        the random seed of the main MILPs (0..MAX_SEED; same seed, same search path; the benchmark
+        varies it to tell a lever's effect from branch-and-bound luck). The window search's small
+        node-limited MILPs keep the default seed, so the start is the same whatever the seed.
     levers
         Reductions, decomposition and warm start to use (all by default; see :class:`Levers`).
     """

@@ -373,7 +373,7 @@ class SolverSpec(Strict):
     time_limit_s: PositiveFloat = 300.0
     mip_gap: float = Field(0.0, ge=0.0, lt=1.0)
     threads: PositiveInt = 2
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**31 - 2)  # HiGHS random_seed is a C int; CBC gets seed + 1
 
 
 class MapOptions(Strict):

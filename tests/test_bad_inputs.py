@@ -269,6 +269,7 @@ CASES: list[Case] = [
     Case("max_coverage_without_limit", S, _d(lambda r, t, h: set_key(r, "objective", {"kind": "max_coverage"})),
          ("budget", "n_sites")),
     Case("mip_gap_above_one", S, _d(lambda r, t, h: set_key(r, "solver.mip_gap", 1.5)), ("solver.mip_gap",)),
+    Case("seed_beyond_c_int", S, _d(lambda r, t, h: set_key(r, "solver.seed", 2**31)), ("solver.seed", "2147483646")),
     Case("unknown_output_crs", S, _d(lambda r, t, h: set_key(r, "outputs.crs", "EPSG:999999")),
          ("outputs.crs", "EPSG:999999")),
     Case("unset_env_var", S, _d(lambda r, t, h: set_key(r, "study_area.path", "${NO_SUCH_VAR_4242}/a.gpkg")),

@@ -88,6 +88,7 @@ def test_vary_seed_gives_each_repeat_its_own_seed(instance: _instances.Instance,
     assert {r["variant"] for r in recs} == {"default", "plain"}
     for r in recs:
         assert r["seeds"] == [0, 1] and len(r["t_total_runs"]) == 2
+        assert [q["seed"] for q in r["repeat_runs"]] == [0, 1] and r["median_seed"] in (0, 1)
         assert r["objective"] == scipy_set_cover(instance)
     assert "seeds 0–1" in run_bench.table(recs)
 

@@ -188,7 +188,7 @@ def test_max_coverage_levers_off_keep_the_optimum(inst, p, levers):
 
 
 @SETTINGS
-@given(instances(max_cols=9), st.integers(1, 4), st.integers(0, 2**31 - 1), st.sampled_from(["highs", "cbc"]))
+@given(instances(max_cols=9), st.integers(1, 4), st.integers(0, optimize.MAX_SEED), st.sampled_from(["highs", "cbc"]))
 def test_any_solver_seed_keeps_the_optimum(inst, p, seed, solver):
     """The seed changes the solver's search path (the benchmark varies it), never the optimum."""
     D, cost, w, fixed = inst
@@ -200,10 +200,23 @@ def test_any_solver_seed_keeps_the_optimum(inst, p, seed, solver):
     assert lscp.objective == pytest.approx(brute_set_cover(D, cost, fixed))
 
 
-def test_seed_reaches_every_milp_of_the_call():
-    """The seed is in the options every MILP of a call gets, time limits applied."""
-    opts = optimize._options("highs", 30.0, 0.0, 2, 7)
-    assert opts.seed == 7 and optimize._with_limit(opts, 5.0).seed == 7
+def test_seed_reaches_the_main_milps(monkeypatch):
+    """Every main MILP of both solvers gets the caller's seed (the real solver runs; its options are recorded)."""
+    seen: list[int] = []
+    real = optimize.solve_milp
+
+    def recording(problem, options, **kw):
+        seen.append(options.seed)
+        return real(problem, options, **kw)
+
+    monkeypatch.setattr(optimize, "solve_milp", recording)
+    monkeypatch.setattr(optimize, "MCLP_START_MIN_COLS", 0)
+    rng = np.random.default_rng(11)
+    D = sparse.csr_array(rng.random((120, 30)) < 0.08)
+    solve_set_cover(D, seed=7, levers=Levers(components=False))
+    n_cover = len(seen)
+    solve_max_coverage(D, rng.integers(1, 50, 120).astype(float), n_sites=5, seed=7, time_limit=30)
+    assert n_cover >= 1 and len(seen) > n_cover and set(seen) == {7}
 
 
 def test_max_coverage_levers_off_are_not_applied(monkeypatch):
@@ -234,8 +247,9 @@ def test_max_coverage_fixed_open_over_limit_is_infeasible():
     ({"solver": "gurobi"}, "unknown"),
     ({"time_limit": 0}, "time_limit must be > 0"),
     ({"threads": 0}, "threads must be a whole number >= 1"),
-    ({"seed": -1}, "seed must be a whole number >= 0"),
-    ({"seed": 1.5}, "seed must be a whole number >= 0"),
+    ({"seed": -1}, "seed must be a whole number in 0"),
+    ({"seed": 1.5}, "seed must be a whole number"),
+    ({"seed": 2**31 - 1}, "seed must be a whole number in 0..2147483646"),
 ])
 def test_bad_input_raises_siting_error(kwargs, match):
     with pytest.raises(SitingError, match=match):
