@@ -40,9 +40,10 @@ from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_
 SolverName = Literal["highs", "cbc"]
 _STATUS_RANK = {"optimal": 0, "time_limit": 1, "no_solution": 2, "infeasible": 3}
 _BATCH_COLS = 300  # components with fewer columns than this are solved together in one MILP
-# MCLP: below this many core sites HiGHS finds the optimum unaided and a start only changes its search
-# path: 10k × 1k (811 core sites), run 20261201T081205: no start 56.2 s, greedy + swap 61.5 s, + window
-# search 72.8 s, all optimal. At 50k × 5k (4,298) the window search takes the 120 s gap from 1.98 % to 0.41 %.
+# MCLP: below this many core sites HiGHS finds the optimum unaided and the start (greedy + swap + window
+# search) only costs its own time: 10k × 1k (811 core sites), medians over seeds 0-2: 26.6 s without it
+# (run 20261201T204719), 30.1 s with it (bench/RESULTS.md, fourth session), all optimal. At 50k × 5k
+# (4,298) the window search takes the 120 s gap from 1.98 % to 0.41 %.
 MCLP_START_MIN_COLS = 2_000
 
 
