@@ -11,6 +11,7 @@ memory stays bounded.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,7 +266,7 @@ def greedy_max_cover(A: sparse.csr_array, weight: np.ndarray, n_sites: int | Non
     n, m = A.shape
     C = sparse.csc_array(A)
     covered = np.zeros(n, dtype=bool)
-    per = (lambda j: max(cost[j], 1e-12)) if budget is not None else (lambda j: 1.0)
+    per: Callable[[int], float] = (lambda j: max(cost[j], 1e-12)) if budget is not None else (lambda j: 1.0)
     gains = np.asarray(C.T @ weight).ravel()
     heap = [(-gains[j] / per(j), j) for j in range(m) if gains[j] > 0]
     heapq.heapify(heap)

@@ -114,7 +114,7 @@ def _greedy_cover(problem: Any, idx: Any, x: np.ndarray, scale: np.ndarray | Non
 
     factor = np.ones(len(full)) if scale is None else np.maximum(scale, 1e-6)
 
-    def cost(j: int) -> float:
+    def cost(j: int | np.integer) -> float:
         credit = per_bed * min(small, max(short[unit[j]], 0.0)) if unit[j] >= 0 else 0.0
         return max(full[j] - credit, 0.1 * full[j]) * factor[j]
 
@@ -234,7 +234,8 @@ def _column_unit(beds: sparse.csr_array, n_cols: int) -> np.ndarray:
     return out
 
 
-def _unit_options(problem: Any, idx: Any, x: np.ndarray, unit_of: np.ndarray, u: int) -> list[dict[str, Any]]:
+def _unit_options(problem: Any, idx: Any, x: np.ndarray, unit_of: np.ndarray,
+                  u: int | np.integer) -> list[dict[str, Any]]:
     """Option groups of unit ``u``: (extra beds, extra cost, column values) per choice, choice 0 = as is."""
     c, sizes = problem.c, idx.sizes.astype(float)
     groups: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ from . import scenario as scenario_mod
 from ._atomic import atomic_dir
 from ._errors import DataError, ScenarioError, SitingError
 from .rules import RuleSet, load_rule_set
-from .scenario import Scenario
+from .scenario import LayerRef, Scenario
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -238,7 +238,7 @@ def validate(path: str | Path) -> list[str]:
     notes: list[str] = []
     rules = rules_of(sc)
     crs = sc.grid.crs
-    layers = [("study_area", sc.study_area, "polygon")]
+    layers: list[tuple[str, LayerRef, str]] = [("study_area", sc.study_area, "polygon")]
     if sc.demand.census:
         layers.append(("demand.census.units", sc.demand.census.units, "polygon"))
     w = sc.demand.weights
@@ -294,6 +294,7 @@ def _check_layer_values(sc: Scenario, frames: dict[str, Any]) -> None:
     ef = sc.existing_facilities
     fac = frames.get("existing_facilities.layer")
     if fac is not None:
+        assert ef.layer is not None  # validate() reads this layer, and puts it in frames, only when it is set
         ids = fac[ef.id_field].astype(str)
         dup = sorted(ids[ids.duplicated()].unique())
         if dup:

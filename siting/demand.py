@@ -262,7 +262,7 @@ def _census_on_grid(scenario: Any, grid: Grid, area: shapely.Geometry, lu: _Land
     tiers: list[tuple[str, Weight]] = [("residential buildings", bld),
                                        ("residential land use", [(1.0, _parts(res_land))])]
     parts: dict[str, np.ndarray] = {}
-    records = []
+    records: list[dict[str, Any]] = []
     for code, poly in polys.items():
         count, name = counts[code]
         part = np.zeros(grid.shape)

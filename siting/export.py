@@ -245,6 +245,7 @@ def service_areas_layer(scenario: Any, rules: Any, demand: Any, sites: Any, reac
     else:
         frame, geoms = _euclidean_areas(sites, opened, bands)
     frame["mode"] = reach.mode
+    order: np.ndarray | list[int]
     order = np.lexsort((frame["band"].to_numpy(), frame["fac_id"].to_numpy())) if len(frame) else []
     multi = np.array([_as_multi(g) for g in geoms], dtype=object)
     return _typed(frame.iloc[order], "service_areas", multi[order] if len(frame) else multi, demand.cells.crs)

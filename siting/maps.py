@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import geopandas as gpd
 import numpy as np
@@ -40,9 +40,9 @@ ATTRIBUTION = "© OpenStreetMap contributors (ODbL)"
 BAND_COLOURS = ("#c0392b", "#f39c12", "#f7e9a0", "#dcdcdc")  # densest first; spare for more bands
 COVER_COLOURS = {"no_radius": "#e6e6e6", "covered": "#8fd19e", "not_covered": "#f5a623",
                  "uncoverable": "#d0021b"}
-EXISTING_STYLE = {"marker": "s", "color": "#1f3a93", "markersize": 7, "markeredgecolor": "white"}
-NEW_STYLE = {"marker": "^", "color": "#8e44ad", "markersize": 9, "markeredgecolor": "white"}
-CLOSED_STYLE = {"marker": "X", "color": "#555555", "markersize": 8, "markeredgecolor": "white"}
+EXISTING_STYLE: dict[str, Any] = {"marker": "s", "color": "#1f3a93", "markersize": 7, "markeredgecolor": "white"}
+NEW_STYLE: dict[str, Any] = {"marker": "^", "color": "#8e44ad", "markersize": 9, "markeredgecolor": "white"}
+CLOSED_STYLE: dict[str, Any] = {"marker": "X", "color": "#555555", "markersize": 8, "markeredgecolor": "white"}
 HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]
 MIN_MARKER_PT = 2.5  # smallest site marker on a crowded city-scale map
 AREAS_IN_FULL = 300  # service-area outlines drawn at full weight up to this many; thinner beyond
@@ -254,7 +254,7 @@ def map_density_bands(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules:
     handles: list[Any] = [Patch(facecolor=colour_of[b.name], edgecolor="none", label=_band_label(b, speed))
                           for b in rules.bands]
     areas = layers["service_areas"]
-    styles = ("-", "--", ":", "-.")
+    styles: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
     for i, (name, radius, _rule) in enumerate(export._radius_bands(rules, speed)):
         sub = areas[areas["band"] == name]
         if len(sub):  # thousands of circles at city scale: thinner and lighter so the bands show
@@ -343,7 +343,8 @@ def map_bed_deficit(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: A
     extent = _map_extent(demand)
     top = max(1, int(units[["deficit_bef", "deficit_aft"]].to_numpy().max(initial=0)))
     bounds = _deficit_bounds(top)
-    cmap = ListedColormap(["#f2f2f2", *[_reds(i, len(bounds) - 2) for i in range(len(bounds) - 2)]])
+    cmap = ListedColormap(cast("list[str | tuple[float, float, float, float]]",
+                               ["#f2f2f2", *[_reds(i, len(bounds) - 2) for i in range(len(bounds) - 2)]]))
     norm = BoundaryNorm(bounds, cmap.N)
     for k, (label, column) in enumerate((("规划前 before", "deficit_bef"), ("规划后 after", "deficit_aft"))):
         ax = fig.add_axes((0.015 + k * 0.495, 0.17, 0.48, 0.66))
@@ -456,7 +457,7 @@ def chart_coverage_curve(curve: Any, scenario: Any, rules: Any, reach: Any) -> F
         ax.annotate(f"{row.covered_share:.0%}", (xi, 100 * row.covered_share), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
+    ax.legend(handles, cast("list[str]", [h.get_label() for h in handles]), loc="lower right", fontsize=8)
     fig.suptitle(f"覆盖曲线 · Coverage curve — {scenario.title or scenario.name}", fontsize=11)
     fig.text(0.5, 0.9, f"rule set {rules.name} · {_mode_text(scenario, reach)} · each point solved exactly",
              ha="center", fontsize=8, color="0.3")

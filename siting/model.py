@@ -65,7 +65,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,8 @@ COVERAGE_START_CAP_S = 30.0  # ... or this long without a limit
 SIDE_SEARCH_MIN_CANDIDATES = 2_000  # below this HiGHS alone proves optimality; no second process
 SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after its start-up
 SIDE_SEARCH_MARGIN_S = 1.0  # the side search is due this long before the primary stage's limit
+
+_Stage = tuple[str, np.ndarray, Literal["min", "max"]]  # (name, objective vector, sense) of a lexicographic stage
 
 
 @dataclass(frozen=True)
@@ -816,7 +818,7 @@ def _with_row(problem: MilpProblem, coeffs: np.ndarray, lb: float, ub: float) ->
                    row_lb=np.r_[problem.row_lb, lb], row_ub=np.r_[problem.row_ub, ub])
 
 
-def solve_lexicographic(problem: MilpProblem, stages: list[tuple[str, np.ndarray, str]],
+def solve_lexicographic(problem: MilpProblem, stages: list[_Stage],
                         options: SolverOptions, warm_start: np.ndarray | None = None,
                         ) -> tuple[SolveResult, np.ndarray | None, list[dict[str, Any]]]:
     """Solve stage by stage, each later stage keeping the earlier objectives (within LEX tolerances).
@@ -834,6 +836,7 @@ def solve_lexicographic(problem: MilpProblem, stages: list[tuple[str, np.ndarray
     for i, (name, vec, sense) in enumerate(stages):
         left = None if options.time_limit_s is None else options.time_limit_s - (time.perf_counter() - t_start)
         if i > 0:
+            assert first is not None  # stage 0 is never skipped and always sets it
             cap = max(TIE_BREAK_MIN_S, TIE_BREAK_FACTOR * first.seconds)
             left = cap if left is None else min(cap, left)
         if left is not None and left <= 0.5 and i > 0:
@@ -859,7 +862,7 @@ def solve_lexicographic(problem: MilpProblem, stages: list[tuple[str, np.ndarray
     return first, x, log
 
 
-def _stages(problem: MilpProblem, idx: ModelIndex, scenario: Any) -> list[tuple[str, np.ndarray, str]]:
+def _stages(problem: MilpProblem, idx: ModelIndex, scenario: Any) -> list[_Stage]:
     """Primary objective, then (max_coverage with beds_rule objective) deficit, then tie-breaks."""
     stages = [(idx.meta["kind"], problem.c, problem.sense)]
     if len(idx.col_deficit):
@@ -873,7 +876,7 @@ def _stages(problem: MilpProblem, idx: ModelIndex, scenario: Any) -> list[tuple[
 # ----------------------------------------------------------------------------- solving at scale
 
 
-def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[tuple[str, np.ndarray, str]],
+def _solve_plan(problem: MilpProblem, idx: ModelIndex, stages: list[_Stage],
                 options: SolverOptions, rules: Any) -> tuple[SolveResult, np.ndarray | None, list[dict[str, Any]]]:
     """Solve the stages on the compact problem (redundant share block left out) from a greedy start."""
     from . import _warmstart

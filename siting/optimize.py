@@ -384,6 +384,7 @@ def solve_max_coverage(coverage: Any, weight: Any, *, n_sites: int | None = None
     col_live = np.ones(m, dtype=bool)
     col_live[fixed] = False
     if budget is not None:
+        assert b_left is not None  # _mclp_limits sets it whenever budget is given
         col_live &= c <= b_left + 1e-9
     rows0, cols0 = np.flatnonzero((deg > 0) & ~got & (w > 0)), np.flatnonzero(col_live)
     core = R.binary_csr(A[rows0][:, cols0])

@@ -11,8 +11,9 @@ import difflib
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
@@ -87,9 +88,9 @@ class LayerRef(Strict):
     """A vector layer: a file, optionally a layer in it, optionally a row filter."""
 
     path: FilePath = Field(description="GeoPackage, Shapefile, GeoJSON or CSV with lon/lat columns")
-    layer: str | None = Field(None, description="layer name inside a GeoPackage")
+    layer: str | None = Field(default=None, description="layer name inside a GeoPackage")
     where: dict[str, str | int | float | bool | list[str | int | float | bool]] | None = Field(
-        None, description="keep rows whose field equals the value (or is in the list)"
+        default=None, description="keep rows whose field equals the value (or is in the list)"
     )
 
 
@@ -102,17 +103,17 @@ class CensusSource(Strict):
 
     table: FilePath = Field(description="CSV with one row per census unit (UTF-8 or GBK)")
     code_field: str = "adcode"
-    age: Literal["60+", "65+"] = Field("60+", description="who counts as elderly (ZJ rules: 60+)")
-    count_field: str | None = Field(None, description="default: pop_60plus or pop_65plus by `age`")
+    age: Literal["60+", "65+"] = Field(default="60+", description="who counts as elderly (ZJ rules: 60+)")
+    count_field: str | None = Field(default=None, description="default: pop_60plus or pop_65plus by `age`")
     units: LayerRef = Field(description="polygons that carry the census code of the unit they belong to")
-    unit_code_field: str = Field("adcode_2020_census", description="field of `units` holding the code")
+    unit_code_field: str = Field(default="adcode_2020_census", description="field of `units` holding the code")
     share_held: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=dict,
         description="census code → share of its elderly living in its polygons of `units`, when that layer "
         "holds only part of the census unit (e.g. 5 of a district's 8 subdistricts); default 1",
     )
     share_reference: str | None = Field(
-        None,
+        default=None,
         description="census code of a unit fully held by `units`: other units' held share is estimated as "
         "their residential weight × this unit's elderly per m² of weight (capped at 1); reported as assumed",
     )
@@ -132,7 +133,8 @@ class DasymetricWeights(Strict):
     )
     landuse: LayerRef | None = None
     water: LayerRef | None = Field(
-        None, description="water polygons (e.g. OSM natural=water): no one lives there, and density counts land only"
+        default=None,
+        description="water polygons (e.g. OSM natural=water): no one lives there, and density counts land only",
     )
     landuse_field: str = "landuse"
     residential_landuse: list[str] = Field(default_factory=lambda: ["residential"])
@@ -178,16 +180,16 @@ class DemandSpec(Strict):
 class GridSpec(Strict):
     """The regular demand grid."""
 
-    cell_size_m: PositiveFloat = Field(100.0, le=5000.0, description="cell side in metres")
-    crs: ProjectedCrsStr = Field("EPSG:4549", description="projected working CRS (metres)")
+    cell_size_m: PositiveFloat = Field(default=100.0, le=5000.0, description="cell side in metres")
+    crs: ProjectedCrsStr = Field(default="EPSG:4549", description="projected working CRS (metres)")
 
 
 class DensitySpec(Strict):
     """How elderly density (per km² of land) is measured around each cell."""
 
     method: Literal["kernel", "zone"] = "kernel"
-    radius_m: PositiveFloat = Field(500.0, description="kernel: neighbourhood radius")
-    zones: LayerRef | None = Field(None, description="zone: polygons (community/subdistrict)")
+    radius_m: PositiveFloat = Field(default=500.0, description="kernel: neighbourhood radius")
+    zones: LayerRef | None = Field(default=None, description="zone: polygons (community/subdistrict)")
 
     @model_validator(mode="after")
     def _zones_for_zone(self) -> DensitySpec:
@@ -204,9 +206,9 @@ class PlanningUnitsSpec(Strict):
     id_field: str = "osm_id"
     name_field: str = "subdistrict"
     target_elderly: PositiveFloat | None = Field(
-        None, description="auto mode: elderly per unit (default: the rule set's ZJ-UNIT value)"
+        default=None, description="auto mode: elderly per unit (default: the rule set's ZJ-UNIT value)"
     )
-    within: LayerRef | None = Field(None, description="auto mode: keep units inside these polygons")
+    within: LayerRef | None = Field(default=None, description="auto mode: keep units inside these polygons")
     within_id_field: str = "subdistrict"
 
     @model_validator(mode="after")
@@ -219,16 +221,16 @@ class PlanningUnitsSpec(Strict):
 class ExistingFacilitiesSpec(Strict):
     """Institutions that exist today; kept, expanded or (if allowed) closed by the plan."""
 
-    layer: LayerRef | None = Field(None, description="omit for a green-field plan")
+    layer: LayerRef | None = Field(default=None, description="omit for a green-field plan")
     id_field: str = "osm_id"
     name_field: str = "name"
-    beds_field: str | None = Field(None, description="field with bed counts; empty values use default_beds")
+    beds_field: str | None = Field(default=None, description="field with bed counts; empty values use default_beds")
     default_beds: int | None = Field(
-        None, ge=0, description="beds assumed where none are known (reported as *assumed*)"
+        default=None, ge=0, description="beds assumed where none are known (reported as *assumed*)"
     )
     allow_expand: bool = True
     allow_close: bool = False
-    max_expansion_modules: int = Field(2, ge=0)
+    max_expansion_modules: int = Field(default=2, ge=0)
 
     @model_validator(mode="after")
     def _beds_known_or_assumed(self) -> ExistingFacilitiesSpec:
@@ -240,7 +242,7 @@ class ExistingFacilitiesSpec(Strict):
 class GenerateCandidates(Strict):
     """Candidate sites generated on a lattice over residential land, minus exclusions."""
 
-    spacing_m: PositiveFloat = Field(250.0, description="minimum spacing between candidates")
+    spacing_m: PositiveFloat = Field(default=250.0, description="minimum spacing between candidates")
     landuse_values: list[str] = Field(
         default_factory=lambda: ["residential", "commercial", "retail"],
         description="land use that may host an institution",
@@ -251,7 +253,7 @@ class GenerateCandidates(Strict):
     min_distance_to_existing_m: NonNegativeFloat = 0.0
     max_candidates: PositiveInt | None = None
     fill_gaps: bool = Field(
-        True,
+        default=True,
         description="after reach: add a candidate at the centre of cells owed a radius that no site reaches "
         "(one per half radius), so the plan is not limited by where the lattice fell",
     )
@@ -263,7 +265,7 @@ class CandidatesSpec(Strict):
     mode: Literal["layer", "generate"] = "generate"
     layer: LayerRef | None = None
     id_field: str = "id"
-    cost_field: str | None = Field(None, description="per-site opening cost overriding costs.site")
+    cost_field: str | None = Field(default=None, description="per-site opening cost overriding costs.site")
     generate: GenerateCandidates = Field(default_factory=GenerateCandidates)
 
     @model_validator(mode="after")
@@ -278,8 +280,8 @@ class NetworkSpec(Strict):
 
     graph: FilePath
     kind: Literal["walk", "drive"] = "walk"
-    speed_kmh: PositiveFloat = Field(4.5, description="walking speed for time-based rules (NX-15MIN)")
-    snap_limit_m: PositiveFloat = Field(300.0, description="cells/sites further from a street are reported")
+    speed_kmh: PositiveFloat = Field(default=4.5, description="walking speed for time-based rules (NX-15MIN)")
+    snap_limit_m: PositiveFloat = Field(default=300.0, description="cells/sites further from a street are reported")
 
 
 class DistanceSpec(Strict):
@@ -313,23 +315,23 @@ class RuleOverride(Strict):
 class RulesSpec(Strict):
     """Which rule set applies, and explicit departures from it."""
 
-    set: str = Field("zhejiang-2021", description="rule set name; `siting rules` lists them")
+    set: str = Field(default="zhejiang-2021", description="rule set name; `siting rules` lists them")
     overrides: list[RuleOverride] = Field(default_factory=list)
     neighbour_beds_distance_m: NonNegativeFloat | None = Field(
-        None, description="ZJ-BEDS: let beds of a neighbouring unit within this distance count"
+        default=None, description="ZJ-BEDS: let beds of a neighbouring unit within this distance count"
     )
-    capacitated: bool = Field(False, description="serve each cell's elderly up to beds × ratio")
+    capacitated: bool = Field(default=False, description="serve each cell's elderly up to beds × ratio")
 
 
 class ObjectiveSpec(Strict):
     """min_cost: meet every rule at least cost; max_coverage: cover most elderly within a limit."""
 
     kind: Literal["min_cost", "max_coverage"] = "min_cost"
-    budget: NonNegativeFloat | None = Field(None, description="max_coverage: money available (CNY)")
-    n_sites: PositiveInt | None = Field(None, description="max_coverage: new sites allowed")
+    budget: NonNegativeFloat | None = Field(default=None, description="max_coverage: money available (CNY)")
+    n_sites: PositiveInt | None = Field(default=None, description="max_coverage: new sites allowed")
     beds_rule: Literal["constraint", "objective"] = "constraint"
     coverage_curve: list[NonNegativeFloat] | None = Field(
-        None, description="budgets (or site counts with n_sites) to solve exactly for the curve"
+        default=None, description="budgets (or site counts with n_sites) to solve exactly for the curve"
     )
 
     @model_validator(mode="after")
@@ -342,14 +344,14 @@ class ObjectiveSpec(Strict):
 class CostSpec(Strict):
     """Costs in CNY (assumed planning figures unless the scenario says otherwise)."""
 
-    site: NonNegativeFloat = Field(3_000_000.0, description="fixed cost of opening a new site")
-    bed: NonNegativeFloat = Field(120_000.0, description="cost per new bed")
-    module: NonNegativeFloat = Field(0.0, description="extra cost per module built")
-    expansion_fixed: NonNegativeFloat = Field(500_000.0, description="fixed cost of expanding a facility")
-    expansion_bed: NonNegativeFloat = Field(100_000.0, description="cost per bed added by expansion")
-    close: NonNegativeFloat = Field(0.0, description="cost of closing an existing facility")
+    site: NonNegativeFloat = Field(default=3_000_000.0, description="fixed cost of opening a new site")
+    bed: NonNegativeFloat = Field(default=120_000.0, description="cost per new bed")
+    module: NonNegativeFloat = Field(default=0.0, description="extra cost per module built")
+    expansion_fixed: NonNegativeFloat = Field(default=500_000.0, description="fixed cost of expanding a facility")
+    expansion_bed: NonNegativeFloat = Field(default=100_000.0, description="cost per bed added by expansion")
+    close: NonNegativeFloat = Field(default=0.0, description="cost of closing an existing facility")
     hospital_bonus: NonNegativeFloat = Field(
-        0.0, description="ZJ-HOSP: cost reduction for candidates next to a hospital"
+        default=0.0, description="ZJ-HOSP: cost reduction for candidates next to a hospital"
     )
     currency: str = "CNY"
 
@@ -358,7 +360,7 @@ class ModulesSpec(Strict):
     """Modular institution sizes (beds); CX-EMBED asks for at least 30."""
 
     sizes: list[PositiveInt] = Field(default_factory=lambda: [30, 60, 100, 150, 200], min_length=1)
-    expansion_beds: PositiveInt = Field(30, description="beds added by one expansion module")
+    expansion_beds: PositiveInt = Field(default=30, description="beds added by one expansion module")
 
     @field_validator("sizes")
     @classmethod
@@ -371,9 +373,9 @@ class SolverSpec(Strict):
 
     name: Literal["highs", "cbc"] = "highs"
     time_limit_s: PositiveFloat = 300.0
-    mip_gap: float = Field(0.0, ge=0.0, lt=1.0)
+    mip_gap: float = Field(default=0.0, ge=0.0, lt=1.0)
     threads: PositiveInt = 2
-    seed: int = Field(0, ge=0, le=2**31 - 2)  # HiGHS random_seed is a C int; CBC gets seed + 1
+    seed: int = Field(default=0, ge=0, le=2**31 - 2)  # HiGHS random_seed is a C int; CBC gets seed + 1
 
 
 class MapOptions(Strict):
@@ -381,18 +383,20 @@ class MapOptions(Strict):
 
     png: bool = True
     pdf: bool = True
-    dpi: PositiveInt = Field(200, le=1200)
-    html: bool = Field(False, description="interactive map maps/map.html (self-contained SVG: zoom, pan, hover)")
+    dpi: PositiveInt = Field(default=200, le=1200)
+    html: bool = Field(
+        default=False, description="interactive map maps/map.html (self-contained SVG: zoom, pan, hover)"
+    )
 
 
 class OutputSpec(Strict):
     """Where and how results are written."""
 
-    dir: FilePath | None = Field(None, description="default: out/<scenario name> under the working dir")
+    dir: FilePath | None = Field(default=None, description="default: out/<scenario name> under the working dir")
     formats: list[Literal["gpkg", "shp", "geojson"]] = Field(
-        default_factory=lambda: ["gpkg", "shp", "geojson"]
+        default_factory=lambda: cast("list[Literal['gpkg', 'shp', 'geojson']]", ["gpkg", "shp", "geojson"])
     )
-    crs: CrsStr = Field("EPSG:4549", description="CRS of exported layers (GeoJSON is always EPSG:4326)")
+    crs: CrsStr = Field(default="EPSG:4549", description="CRS of exported layers (GeoJSON is always EPSG:4326)")
     maps: MapOptions = Field(default_factory=MapOptions)
 
 
@@ -417,8 +421,8 @@ class Scenario(Strict):
     modules: ModulesSpec = Field(default_factory=ModulesSpec)
     solver: SolverSpec = Field(default_factory=SolverSpec)
     outputs: OutputSpec = Field(default_factory=OutputSpec)
-    source_path: Path | None = Field(None, exclude=True, description="set by the loader")
-    source_sha256: str | None = Field(None, exclude=True, description="set by the loader")
+    source_path: Path | None = Field(default=None, exclude=True, description="set by the loader")
+    source_sha256: str | None = Field(default=None, exclude=True, description="set by the loader")
 
     def speed_kmh(self) -> float:
         """Walking speed that turns time radii (NX-15MIN) into metres: the network's, else 4.5 km/h."""
@@ -515,7 +519,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _describe(err: dict[str, Any]) -> tuple[str, list[str]]:
+def _describe(err: Mapping[str, Any]) -> tuple[str, list[str]]:
     """One readable sentence for a pydantic error, plus hints (closest key, expected values)."""
     loc = tuple(err["loc"])
     hints: list[str] = []

@@ -110,7 +110,7 @@ def _seeds(x: np.ndarray, y: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
             m = lab == j
             if m.any() and w[cand][m].sum() > 0:
                 centres[j] = np.average(pts[cand][m], axis=0, weights=w[cand][m])
-    chosen = []
+    chosen: list[np.intp] = []
     for c in centres:
         dd = ((pts[cand] - c) ** 2).sum(1)
         dd[np.isin(cand, chosen)] = np.inf
