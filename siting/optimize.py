@@ -35,7 +35,7 @@ from siting._errors import DataError, InfeasibleError, SolverError
 from siting._lns import WINDOW_SIZES, improve_by_windows, max_cover_problem
 from siting._mclp_bound import TIME_SHARE as OWN_BOUND_SHARE
 from siting._mclp_bound import coverage_bound
-from siting.solve import MilpProblem, SolveResult, SolverOptions, Status, solve_milp
+from siting.solve import MAX_SEED, MilpProblem, SolveResult, SolverOptions, Status, solve_milp
 
 SolverName = Literal["highs", "cbc"]
 _STATUS_RANK = {"optimal": 0, "time_limit": 1, "no_solution": 2, "infeasible": 3}
@@ -134,9 +134,6 @@ def _fixed(fixed_open: Any, m: int) -> np.ndarray:
         raise DataError(f"`fixed_open` holds site column {int(f[0] if f[0] < 0 else f[-1])}, outside "
                         f"0..{m - 1}; pass column indices of the coverage matrix")
     return f
-
-
-MAX_SEED = 2**31 - 2  # HiGHS's random_seed is a C int; CBC gets seed + 1 (randomCbcSeed)
 
 
 def _options(solver: str, time_limit: float | None, mip_gap: float, threads: int = 2, seed: int = 0) -> SolverOptions:

@@ -375,7 +375,8 @@ class SolverSpec(Strict):
     time_limit_s: PositiveFloat = 300.0
     mip_gap: float = Field(default=0.0, ge=0.0, lt=1.0)
     threads: PositiveInt = 2
-    seed: int = Field(default=0, ge=0, le=2**31 - 2)  # HiGHS random_seed is a C int; CBC gets seed + 1
+    # le = siting.solve.MAX_SEED, written out so a scenario loads without numpy/scipy (a test ties the two)
+    seed: int = Field(default=0, ge=0, le=2**31 - 2)
 
 
 class MapOptions(Strict):

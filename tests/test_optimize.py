@@ -16,6 +16,7 @@ from siting import _reduce as R
 from siting import optimize
 from siting._errors import DataError, InfeasibleError, SitingError
 from siting.optimize import Levers, read_scp, solve_max_coverage, solve_set_cover
+from siting.solve import MAX_SEED
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,7 +189,7 @@ def test_max_coverage_levers_off_keep_the_optimum(inst, p, levers):
 
 
 @SETTINGS
-@given(instances(max_cols=9), st.integers(1, 4), st.integers(0, optimize.MAX_SEED), st.sampled_from(["highs", "cbc"]))
+@given(instances(max_cols=9), st.integers(1, 4), st.integers(0, MAX_SEED), st.sampled_from(["highs", "cbc"]))
 def test_any_solver_seed_keeps_the_optimum(inst, p, seed, solver):
     """The seed changes the solver's search path (the benchmark varies it), never the optimum."""
     D, cost, w, fixed = inst
@@ -198,6 +199,14 @@ def test_any_solver_seed_keeps_the_optimum(inst, p, seed, solver):
     assert res.objective == pytest.approx(brute_max_cover(D, w, cost, fixed, n_sites=p))
     lscp = solve_set_cover(sparse.csr_array(D), cost, fixed_open=fixed, solver=solver, seed=seed)
     assert lscp.objective == pytest.approx(brute_set_cover(D, cost, fixed))
+
+
+def test_scenario_seed_bound_is_the_solvers() -> None:
+    """A scenario's solver.seed is bounded as the solver helper's (scenario.py writes the number out)."""
+    from siting.scenario import SolverSpec
+
+    le = [m.le for m in SolverSpec.model_fields["seed"].metadata if hasattr(m, "le")]
+    assert le == [MAX_SEED]
 
 
 def test_seed_reaches_the_main_milps(monkeypatch):

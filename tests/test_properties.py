@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from siting import scenario as scenario_mod
 from siting._errors import SitingError
+from siting.solve import MAX_SEED
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -42,7 +43,7 @@ VALID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "solver.time_limit_s": st.floats(min_value=0.01, max_value=1e5),
     "solver.mip_gap": st.floats(min_value=0.0, max_value=0.999),
     "solver.threads": st.integers(min_value=1, max_value=64),
-    "solver.seed": st.integers(min_value=0, max_value=2**31 - 2),  # HiGHS random_seed is a C int; CBC gets seed + 1
+    "solver.seed": st.integers(min_value=0, max_value=MAX_SEED),
     "outputs.maps.dpi": st.integers(min_value=1, max_value=1200),
 }
 
