@@ -93,6 +93,14 @@ def test_vary_seed_gives_each_repeat_its_own_seed(instance: _instances.Instance,
     assert "seeds 0–1" in run_bench.table(recs)
 
 
+def test_full_model_variants_reach_the_same_optimum(instance: _instances.Instance, tmp_path: Path) -> None:
+    """The full planning model with its reductions or its ZJ-BEDS MIR rows left out: same optimum."""
+    recs = run(tmp_path, "--no-spopt", "--problems", "full", "--variants", "noreduce,nocuts")
+    assert {r["variant"] for r in recs} == {"default", "noreduce", "nocuts"}
+    assert all(r["status"] == "optimal" for r in recs)
+    assert max(r["objective"] for r in recs) == pytest.approx(min(r["objective"] for r in recs), rel=1e-9)
+
+
 NO_SPOPT = importlib.util.find_spec("spopt") is None
 
 

@@ -16,12 +16,13 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from shapely.geometry import Point, box
 
-from siting import model
+from siting import _cuts, model
 from siting.demand import DemandGrid
 from siting.reach import MIN_STORED_DISTANCE_M, Reach
 from siting.rules import Rule, RuleSet, load_rule_set
 from siting.scenario import Scenario
 from siting.sites import Sites
+from siting.solve import is_feasible
 
 CRS = "EPSG:4549"
 
@@ -294,6 +295,59 @@ def test_reductions_keep_the_optimum(t: Tiny) -> None:
     red, _ = model.build_problem(sc, RULES, *objs, reduce=True)
     assert red.A.shape[0] <= full.A.shape[0]
     assert scipy_optimum(red) == pytest.approx(scipy_optimum(full), rel=1e-9) if scipy_optimum(full) else True
+
+
+def _lp_value(problem) -> float:
+    """The LP relaxation's optimum (scipy's HiGHS), in the problem's own sense."""
+    sign = -1.0 if problem.sense == "max" else 1.0
+    res = milp(sign * problem.c, constraints=[LinearConstraint(problem.A, problem.row_lb, problem.row_ub)],
+               integrality=np.zeros(problem.A.shape[1], dtype=int), bounds=Bounds(problem.col_lb, problem.col_ub))
+    assert res.status == 0
+    return float(problem.c @ res.x + problem.offset)
+
+
+@HYP
+@given(t=tiny_instances(max_cand=7, max_exist=2), close=st.booleans(), n_mod=st.integers(0, 2),
+       neighbour=st.sampled_from([None, 3000]), sizes=st.sampled_from([[30, 60], [40, 70, 100]]))
+def test_beds_mir_rows_keep_the_optimum(t: Tiny, close: bool, n_mod: int, neighbour: int | None,
+                                        sizes: list[int]) -> None:
+    """ZJ-BEDS MIR rows (siting._cuts): the optimum without them meets them; same optimum (independent solver)."""
+    t = replace(t, elderly=t.elderly / 4)  # units owe a few modules' worth of beds: feasible, and the cuts bite
+    sc = make_scenario(existing_facilities={"allow_close": close, "max_expansion_modules": n_mod},
+                       costs={"close": 100_000}, rules={"neighbour_beds_distance_m": neighbour},
+                       modules={"sizes": sizes})
+    objs = t.objects()
+    with_cuts, idx = model.build_problem(sc, RULES, *objs)
+    without, idx0 = model.build_problem(sc, RULES, *objs, cuts=False)
+    assert "beds_mir" not in idx0.rows and with_cuts.A.shape[1] == without.A.shape[1]
+    a, b = idx0.rows["beds"]
+    divisors = _cuts.mir_divisors([*sizes, 30 if n_mod else 0])
+    has_cols = np.diff(sparse.csr_array(without.A[a:b]).indptr) > 0
+    rhs = without.row_lb[a:b]
+    if any(r > 0 and k and any(r / d % 1 for d in divisors) for r, k in zip(rhs, has_cols, strict=True)):
+        assert "beds_mir" in idx.rows  # a unit short of beds by a non-multiple gets its rounding rows
+    res = milp(without.c, constraints=[LinearConstraint(without.A, without.row_lb, without.row_ub)],
+               integrality=without.integrality.astype(int), bounds=Bounds(without.col_lb, without.col_ub),
+               options={"mip_rel_gap": 0})
+    if res.status != 0:
+        assert scipy_optimum(with_cuts) is None
+        return
+    assert is_feasible(with_cuts, np.round(res.x))  # an optimal plan is never cut off
+    assert scipy_optimum(with_cuts) == pytest.approx(float(without.c @ res.x + without.offset), rel=1e-9)
+
+
+def test_beds_mir_rows_lift_the_lp_of_a_short_unit() -> None:
+    """Two units short of 60 and 30 beds with modules 60/100/150: the LP bound rises toward the optimum."""
+    t = replace(line_instance(), elderly=np.r_[np.full(10, 200.0), np.full(10, 100.0)],
+                radius=np.full(20, np.nan), beds=np.array([0, 0, 0, 0, 0, 0]))
+    sc = make_scenario(modules={"sizes": [60, 100, 150]}, existing_facilities={"allow_expand": False})
+    with_cuts, idx = model.build_problem(sc, RULES, *t.objects())
+    without, _ = model.build_problem(sc, RULES, *t.objects(), cuts=False)
+    a, b = idx.rows["beds_mir"]
+    assert b > a
+    best = model.plan(sc, RULES, *t.objects()).cost_total
+    assert _lp_value(without) < _lp_value(with_cuts) <= best * (1 + 1e-9)
+    assert model.plan(sc, RULES, *t.objects(), cuts=False).cost_total == pytest.approx(best, rel=1e-9)
 
 
 def test_plan_without_reductions_solves_every_row_to_the_same_plan() -> None:
