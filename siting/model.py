@@ -56,9 +56,9 @@ upper bound of its own: the LP-dual bound (:mod:`siting._mclp_bound`) of the mod
 rule but coverage and the limits dropped; the reported gap uses the tighter of it and HiGHS's.
 
 Tighter LP (``cuts=True``): each ZJ-BEDS row gets its mixed-integer rounding rows (``beds_mir``,
-:mod:`siting._cuts`). They hold for every plan that meets the row, so no plan changes, but the LP
-no longer buys a fraction of a module: at 200k cells × 20k sites the 60 s gap fell from 1.42 % to
-0.49 % (bench/RESULTS.md, "Fifth session").
+:mod:`siting._cuts`). They hold for every plan that meets the row, so the optimum is unchanged, but the LP
+no longer buys a fraction of a module: at 200k cells × 20k sites the 60 s gap fell from 1.43 % to
+0.34 % and 50k cells × 5k sites is proven optimal within the minute (bench/RESULTS.md, "Fifth session").
 
 Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
 close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
