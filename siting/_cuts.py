@@ -57,37 +57,51 @@ def mir_rows(rows: sparse.csr_array, rhs: np.ndarray, integer: np.ndarray,
              divisors: np.ndarray) -> tuple[sparse.csr_array, np.ndarray]:
     """MIR rows (``>= rhs``) of every row of ``rows z >= rhs`` whose columns are all integer.
 
-    ``integer`` flags the integer columns (their lower bounds must be >= 0: the caller's duty).
-    Rows with a continuous column or rhs <= 0 give nothing; a cut equal to one already made for
-    the same row is dropped, and zero coefficients are not stored. Returns (cut matrix with the
-    rows' column count, cut rhs).
+    :func:`mir_row`'s formula, vectorised over the rows (one pass per divisor). ``integer`` flags
+    the integer columns (their lower bounds must be >= 0: the caller's duty). Rows with a
+    continuous column or rhs <= 0 give nothing; a cut equal to one already made for the same row
+    (same coefficients over its rhs) is dropped, and zero coefficients are not stored. Cuts come
+    row by row, in divisor order. Returns (cut matrix with the rows' column count, cut rhs).
     """
     rows = sparse.csr_array(rows)
-    r_idx: list[np.ndarray] = []
-    c_idx: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    out_rhs: list[float] = []
-    for r in range(rows.shape[0]):
-        lo, hi = rows.indptr[r], rows.indptr[r + 1]
-        cols, a, b = rows.indices[lo:hi], rows.data[lo:hi], float(rhs[r])
-        if b <= 0 or not len(cols) or not integer[cols].all():
-            continue
-        seen: set[tuple[float, ...]] = set()
-        for d in divisors:
-            cut = mir_row(a, b, float(d))
-            if cut is None:
-                continue
-            key = tuple(np.round(cut[0] / cut[1], 9))
-            if key in seen:
-                continue
-            seen.add(key)
-            nz = cut[0] != 0.0  # e.g. a transfer out (a = -1) often rounds to 0: not stored
-            r_idx.append(np.full(int(nz.sum()), len(out_rhs)))
-            c_idx.append(cols[nz])
-            vals.append(cut[0][nz])
-            out_rhs.append(cut[1])
-    if not out_rhs:
+    n = rows.shape[0]
+    rhs = np.asarray(rhs, dtype=np.float64)
+    nnz_row = np.diff(rows.indptr)
+    row_of = np.repeat(np.arange(n), nnz_row)
+    continuous = np.bincount(row_of, weights=~integer[rows.indices], minlength=n) > 0
+    ok = (rhs > 0) & (nnz_row > 0) & ~continuous
+    salt = np.random.default_rng(0).random(rows.nnz)  # fingerprint of a cut's normalised coefficients
+    cut_row, cut_rhs, cut_key, ent_cut, ent_col, ent_val = [], [], [], [], [], []
+    n_cuts = 0
+    for d in np.asarray(divisors, dtype=np.float64):
+        q = rhs / d
+        f = q - np.floor(q)
+        live = ok & (f * d >= _TOL_BEDS) & ((1.0 - f) * d >= _TOL_BEDS)
+        at = np.flatnonzero(live[row_of])
+        r = row_of[at]
+        ad = rows.data[at] / d
+        coef = np.floor(ad) + np.minimum(ad - np.floor(ad), f[r]) / f[r]
+        lr = np.flatnonzero(live)
+        local = np.full(n, -1, dtype=np.int64)
+        local[lr] = np.arange(lr.size) + n_cuts
+        key = np.bincount(r, weights=np.round(coef / np.ceil(q[r]), 9) * salt[at], minlength=n)
+        cut_row.append(lr)
+        cut_rhs.append(np.ceil(q[lr]))
+        cut_key.append(key[lr])
+        ent_cut.append(local[r])
+        ent_col.append(rows.indices[at])
+        ent_val.append(coef)
+        n_cuts += lr.size
+    if n_cuts == 0:
         return sparse.csr_array((0, rows.shape[1])), np.zeros(0)
-    m = sparse.csr_array((np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))),
-                         shape=(len(out_rhs), rows.shape[1]))
-    return m, np.asarray(out_rhs)
+    c_row, c_rhs, c_key = np.concatenate(cut_row), np.concatenate(cut_rhs), np.concatenate(cut_key)
+    e_cut, e_col, e_val = np.concatenate(ent_cut), np.concatenate(ent_col), np.concatenate(ent_val)
+    first = np.unique(np.c_[c_row, c_key], axis=0, return_index=True)[1]  # per row and fingerprint: 1st divisor
+    keep = np.zeros(n_cuts, dtype=bool)
+    keep[first] = True
+    order = np.flatnonzero(keep)[np.argsort(c_row[keep], kind="stable")]  # by row, then divisor
+    new_id = np.full(n_cuts, -1, dtype=np.int64)
+    new_id[order] = np.arange(order.size)
+    e = (new_id[e_cut] >= 0) & (e_val != 0.0)  # e.g. a transfer out (a = -1) often rounds to 0: not stored
+    m = sparse.csr_array((e_val[e], (new_id[e_cut[e]], e_col[e])), shape=(order.size, rows.shape[1]))
+    return m, c_rhs[order]
