@@ -1,4 +1,5 @@
-"""Mixed-integer rounding (MIR) rows implied by the ZJ-BEDS rows: same integer plans, a tighter LP.
+"""Rows implied by the ZJ-BEDS rows — mixed-integer rounding (MIR) rows and count hull rows: the same
+integer plans, a tighter LP. (Count hull rows: see the comment above :func:`count_hull_rows`.)
 
 A ZJ-BEDS row reads ``sum_i a_i z_i >= b`` over non-negative integer columns (module choices with
 a_i = the module's beds, expansion modules, closable existing institutions, bed transfers). Its
@@ -21,6 +22,8 @@ instead of the sums lift the root LP more (2.0143e10) but the 60 s bound less (6
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from scipy import sparse
@@ -105,3 +108,105 @@ def mir_rows(rows: sparse.csr_array, rhs: np.ndarray, integer: np.ndarray,
     e = (new_id[e_cut] >= 0) & (e_val != 0.0)  # e.g. a transfer out (a = -1) often rounds to 0: not stored
     m = sparse.csr_array((e_val[e], (new_id[e_cut[e]], e_col[e])), shape=(order.size, rows.shape[1]))
     return m, c_rhs[order]
+
+
+# ----------------------------------------------------------------------------- count hull rows
+#
+# A unit's new modules relate two integers: how many sites n it opens and how many beds they hold.
+# With modules of 60/100/150 beds a unit short of R = 240 beds can open 2 sites (250 beds, the
+# least sum >= R), 3 (260) or 4 (240): the least beds B(n) for n sites is not convex in n, and the
+# LP takes a mix (e.g. 3 sites with 240 beds) no plan can have. Every plan has beds >= B(n) >= the
+# lower convex envelope of the points (n, B(n)); each edge of that envelope is one row
+# ``sum_i (a_i - slope) y_i >= B(n1) - slope * n1`` over the unit's module columns y_i (a_i their
+# beds), and ``sum_i y_i >= n_min`` bounds the count from below. Together these rows are the LP
+# hull of the unit's (sites, beds) pairs: measured at 50k cells the root LP rises from 2.0112e10
+# (MIR rows) to 2.0201e10 CNY (optimum 2.0285e10), bench/RESULTS.md "Sixth session".
+
+
+def _least_sums(sizes: tuple[float, ...], n_max: int, need: float) -> np.ndarray:
+    """B(n) for n = 0..n_max: the least total of n modules (sizes with repetition) that is >= need
+    (inf when even n of the largest fall short)."""
+    out = np.full(n_max + 1, np.inf)
+    sums = np.zeros(1)
+    size_arr = np.asarray(sizes, dtype=np.float64)
+    for n in range(n_max + 1):
+        if n > 0:
+            sums = np.unique(np.round((sums[:, None] + size_arr[None, :]).ravel(), 9))
+        i = np.searchsorted(sums, need - _TOL_BEDS)
+        if i < sums.size:
+            out[n] = sums[i]
+    return out
+
+
+def _lower_hull(xs: np.ndarray, ys: np.ndarray) -> list[int]:
+    """Indices of the lower convex hull of points sorted by x (monotone chain)."""
+    hull: list[int] = []
+    for k in range(len(xs)):
+        while len(hull) >= 2:
+            i, j = hull[-2], hull[-1]
+            if (ys[j] - ys[i]) * (xs[k] - xs[i]) >= (ys[k] - ys[i]) * (xs[j] - xs[i]) - 1e-9:
+                hull.pop()  # j lies on or above the chord i-k
+            else:
+                break
+        hull.append(k)
+    return hull
+
+
+def count_hull_rows(rows: sparse.csr_array, rhs: np.ndarray, group: np.ndarray, col_lb: np.ndarray,
+                    col_ub: np.ndarray) -> tuple[sparse.csr_array, np.ndarray]:
+    """Count hull rows (``>= rhs``) of every row ``rows z >= rhs`` (see the comment above).
+
+    ``group`` holds, per column, the site a module column belongs to (-1: any other column); a
+    site opens at most one module, so the number of its module columns at 1 is its site count.
+    The other columns are taken at their most helpful bound (a row with an unbounded helpful
+    column gives nothing). B(n) uses the union of a row's module sizes, so it can only be lower
+    than a site's own choice would allow: the rows hold for every plan. n runs up to the row's
+    site count, or to the first n whose smallest modules already meet the row (beyond it the
+    envelope rises by the smallest module per site, which every plan meets anyway).
+    """
+    rows = sparse.csr_array(rows)
+    out_r: list[np.ndarray] = []
+    out_c: list[np.ndarray] = []
+    out_v: list[np.ndarray] = []
+    out_rhs: list[float] = []
+    for u in range(rows.shape[0]):
+        cols = rows.indices[rows.indptr[u]:rows.indptr[u + 1]]
+        a = rows.data[rows.indptr[u]:rows.indptr[u + 1]]
+        mod = group[cols] >= 0
+        if not mod.any() or np.any(a[mod] <= 0):
+            continue
+        other = a[~mod]
+        other_max = float(np.sum(np.maximum(other * col_lb[cols[~mod]], other * col_ub[cols[~mod]])))
+        need = float(rhs[u]) - other_max
+        if not np.isfinite(need) or need <= _TOL_BEDS:
+            continue
+        sizes = tuple(np.unique(np.round(a[mod], 9)))
+        n_sites = np.unique(group[cols[mod]]).size
+        n_max = min(n_sites, int(np.ceil(need / sizes[0] - 1e-9)) + 1)
+        least = _least_sums(sizes, n_max, need)
+        ns = np.flatnonzero(np.isfinite(least))
+        if ns.size == 0:
+            continue  # no plan meets the row: the model is infeasible, which the solver reports
+        hull = _lower_hull(ns.astype(np.float64), least[ns])
+        ym, am = cols[mod], a[mod]
+        if ns[0] > 0:  # at least n_min sites
+            out_r.append(np.full(ym.size, len(out_rhs)))
+            out_c.append(ym)
+            out_v.append(np.ones(ym.size))
+            out_rhs.append(float(ns[0]))
+        for i, j in itertools.pairwise(hull):
+            n1, n2 = float(ns[i]), float(ns[j])
+            slope = (least[ns[j]] - least[ns[i]]) / (n2 - n1)
+            coef, cut_rhs = am - slope, float(least[ns[i]] - slope * n1)
+            if cut_rhs <= _TOL_BEDS and np.all(coef >= 0):  # met by every plan (e.g. slope = smallest module)
+                continue
+            out_r.append(np.full(ym.size, len(out_rhs)))
+            out_c.append(ym)
+            out_v.append(coef)
+            out_rhs.append(cut_rhs)
+    if not out_rhs:
+        return sparse.csr_array((0, rows.shape[1])), np.zeros(0)
+    r, c, v = np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_v)
+    nz = v != 0.0
+    return (sparse.csr_array((v[nz], (r[nz], c[nz])), shape=(len(out_rhs), rows.shape[1])),
+            np.asarray(out_rhs))

@@ -20,6 +20,8 @@ Rows
     beds:      beds located in unit u (+ in-transfers − out-transfers) >= required_u (ZJ-BEDS)
     beds_mir:  rows implied by each beds row (mixed-integer rounding, :mod:`siting._cuts`; no new rule:
                the same integer plans, a tighter LP; left out with ``cuts=False`` or a deficit column)
+    beds_hull: per unit, the LP hull of (new sites, their beds) (:func:`siting._cuts.count_hull_rows`;
+               implied by each beds row like beds_mir, and left out in the same cases)
     transfer:  sum_u g_su <= beds_s;  capacity: sum_r a_rs <= beds_s × 10,000 / beds_per_10k
     subdistrict, nursing, dementia, budget, n_sites rows when those apply.
 
@@ -59,6 +61,10 @@ Tighter LP (``cuts=True``): each ZJ-BEDS row gets its mixed-integer rounding row
 :mod:`siting._cuts`). They hold for every plan that meets the row, so the optimum is unchanged, but the LP
 no longer buys a fraction of a module: at 200k cells × 20k sites the 60 s gap fell from 1.43 % to
 0.34 % and 50k cells × 5k sites is proven optimal within the minute (bench/RESULTS.md, "Fifth session").
+Each unit also gets its count hull rows (``beds_hull``): the least beds n new sites can hold is not
+convex in n (230 beds: 2 sites hold 250, 3 hold 260, 4 hold 240), and the rows give the LP the convex
+envelope instead of a mix of counts and sizes no plan has. They raise the root LP at 50k from 2.0112e10
+to 2.0201e10 CNY (optimum 2.0285e10) — "Sixth session" in bench/RESULTS.md for what they do to the solve.
 
 Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
 close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
@@ -71,6 +77,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -96,6 +103,7 @@ SIDE_SEARCH_MIN_CANDIDATES = 2_000  # below this HiGHS alone proves optimality; 
 SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after its start-up
 SIDE_SEARCH_MARGIN_S = 1.0  # the side search is due this long before the primary stage's limit
 
+CUT_FAMILIES = frozenset({"mir", "hull"})  # rows implied by ZJ-BEDS (siting._cuts): MIR, count hull
 _Stage = tuple[str, np.ndarray, Literal["min", "max"]]  # (name, objective vector, sense) of a lexicographic stage
 
 
@@ -539,7 +547,7 @@ def _neighbour_pairs(demand: Any, sites: Any, inp: _Inputs, distance_m: float) -
 
 
 def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None,
-                deficit_obj: bool, cuts: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                deficit_obj: bool, cuts: frozenset[str] = CUT_FAMILIES) -> tuple[np.ndarray, np.ndarray]:
     """ZJ-BEDS rows: beds located in unit u (+ neighbour transfers) >= required_u; their MIR rows."""
     inp, nu = b.inp, len(req)
     ts, tc, tv = b.site_beds_terms()
@@ -563,9 +571,22 @@ def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]
         v.append(np.ones(nu))
     rr, cc, vv = np.concatenate(r), np.concatenate(c), np.concatenate(v)
     b.rows.add("beds", nu, rr, cc, vv, req - const, np.inf)
-    if cuts and not deficit_obj:  # every column of a beds row is then a non-negative integer
-        _beds_mir_block(b, nu, rr, cc, vv, req - const)
+    if not deficit_obj:  # every column of a beds row is then a non-negative integer
+        if "mir" in cuts:
+            _beds_mir_block(b, nu, rr, cc, vv, req - const)
+        if "hull" in cuts:
+            _beds_hull_block(b, nu, rr, cc, vv, req - const)
     return col_g, col_def
+
+
+def _cut_families(cuts: bool | Collection[str]) -> frozenset[str]:
+    """``True`` -> every family, ``False`` -> none, else the named ones (checked)."""
+    if isinstance(cuts, bool):
+        return CUT_FAMILIES if cuts else frozenset()
+    out = frozenset(cuts)
+    if not out <= CUT_FAMILIES:
+        raise ValueError(f"unknown cut families {sorted(out - CUT_FAMILIES)}; use {sorted(CUT_FAMILIES)}")
+    return out
 
 
 def _beds_mir_block(b: _Build, nu: int, r: np.ndarray, c: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> None:
@@ -576,6 +597,18 @@ def _beds_mir_block(b: _Build, nu: int, r: np.ndarray, c: np.ndarray, v: np.ndar
     m, cut_rhs = _cuts.mir_rows(rows, rhs, integer, divisors)
     coo = m.tocoo()
     b.rows.add("beds_mir", m.shape[0], coo.row, coo.col, coo.data, cut_rhs, np.inf)
+
+
+def _beds_hull_block(b: _Build, nu: int, r: np.ndarray, c: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> None:
+    """Count hull rows of the ZJ-BEDS rows (:func:`siting._cuts.count_hull_rows`): how many new
+    sites a unit's beds take, in a form the LP cannot dodge by mixing counts."""
+    rows = sparse.csr_array((v, (r, c)), shape=(nu, b.cols.n))
+    _, lb, ub, _ = b.cols.arrays()
+    group = np.full(b.cols.n, -1, dtype=np.int64)
+    group[b.col_y] = np.arange(len(b.cand))[:, None]  # a candidate's module columns: one site
+    m, cut_rhs = _cuts.count_hull_rows(rows, rhs, group, lb, ub)
+    coo = m.tocoo()
+    b.rows.add("beds_hull", m.shape[0], coo.row, coo.col, coo.data, cut_rhs, np.inf)
 
 
 def _transfer_rows(b: _Build, ps: np.ndarray, col_g: np.ndarray, ts: np.ndarray, tc: np.ndarray,
@@ -666,12 +699,14 @@ def _site_scores(inp: _Inputs, need: np.ndarray) -> np.ndarray:
 
 def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, *, reduce: bool = True,
                   kind: str | None = None, budget: float | None = None,
-                  n_sites: int | None = None, cuts: bool = True) -> tuple[MilpProblem, ModelIndex]:
+                  n_sites: int | None = None, cuts: bool | Collection[str] = True,
+                  ) -> tuple[MilpProblem, ModelIndex]:
     """Build the sparse MILP of a scenario (see the module docstring for the formulation).
 
     ``kind``/``budget``/``n_sites`` override the scenario's objective (coverage-curve points,
     diagnosis). ``reduce=False`` keeps every coverage row (tests compare both); ``cuts=False``
-    leaves out the rows implied by ZJ-BEDS (``beds_mir``; the benchmark's ``nocuts`` ablation).
+    leaves out the rows implied by ZJ-BEDS (``beds_mir``, ``beds_hull``; the benchmark's ``nocuts``
+    ablation), ``cuts={"mir"}`` keeps only the MIR rows (``nohull``).
     """
     obj = scenario.objective
     kind = kind or obj.kind
@@ -702,7 +737,7 @@ def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
                                       "note": "ZJ-BEDS: beds of a site in a neighbouring unit within "
                                               f"{dist_m:g} m of a unit may count for it, each bed once"}
         deficit_obj = kind == "max_coverage" and obj.beds_rule == "objective"
-        col_g, col_def = _beds_block(b, req, pairs, deficit_obj, cuts)
+        col_g, col_def = _beds_block(b, req, pairs, deficit_obj, _cut_families(cuts))
         if pairs is not None:
             g_site, g_unit = pairs
         beds_id = rules.by_kind("beds_per_unit", enforced_only=True)[0].id
@@ -1092,13 +1127,13 @@ def compact_problem(problem: MilpProblem, idx: ModelIndex, rules: Any) -> tuple[
 
 
 def plan(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, *, reduce: bool = True,
-         cuts: bool = True) -> Plan:
+         cuts: bool | Collection[str] = True) -> Plan:
     """Build and solve the planning model of a scenario.
 
     Never raises for an infeasible plan: returns a Plan with ``solver.status == "infeasible"``
     and a JSON-serialisable ``diagnosis`` (see :mod:`siting.diagnose`). ``reduce=False`` keeps
     every coverage row (see :func:`build_problem`; the benchmark's ``noreduce`` ablation);
-    ``cuts=False`` leaves out the ZJ-BEDS MIR rows (``nocuts``).
+    ``cuts=False`` leaves out the rows implied by ZJ-BEDS (``nocuts``; ``{"mir"}``: ``nohull``).
     """
     from . import diagnose as dg
 

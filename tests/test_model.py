@@ -311,7 +311,8 @@ def _lp_value(problem) -> float:
        neighbour=st.sampled_from([None, 3000]), sizes=st.sampled_from([[30, 60], [40, 70, 100]]))
 def test_beds_mir_rows_keep_the_optimum(t: Tiny, close: bool, n_mod: int, neighbour: int | None,
                                         sizes: list[int]) -> None:
-    """ZJ-BEDS MIR rows (siting._cuts): the optimum without them meets them; same optimum (independent solver)."""
+    """Rows implied by ZJ-BEDS (siting._cuts: MIR and count hull rows): the optimum without them meets
+    them; same optimum (independent solver)."""
     t = replace(t, elderly=t.elderly / 4)  # units owe a few modules' worth of beds: feasible, and the cuts bite
     sc = make_scenario(existing_facilities={"allow_close": close, "max_expansion_modules": n_mod},
                        costs={"close": 100_000}, rules={"neighbour_beds_distance_m": neighbour},
@@ -319,7 +320,8 @@ def test_beds_mir_rows_keep_the_optimum(t: Tiny, close: bool, n_mod: int, neighb
     objs = t.objects()
     with_cuts, idx = model.build_problem(sc, RULES, *objs)
     without, idx0 = model.build_problem(sc, RULES, *objs, cuts=False)
-    assert "beds_mir" not in idx0.rows and with_cuts.A.shape[1] == without.A.shape[1]
+    assert "beds_mir" not in idx0.rows and "beds_hull" not in idx0.rows
+    assert with_cuts.A.shape[1] == without.A.shape[1]  # rows only: no new columns
     a, b = idx0.rows["beds"]
     divisors = _cuts.mir_divisors([*sizes, 30 if n_mod else 0])
     has_cols = np.diff(sparse.csr_array(without.A[a:b]).indptr) > 0
@@ -348,6 +350,31 @@ def test_beds_mir_rows_lift_the_lp_of_a_short_unit() -> None:
     best = model.plan(sc, RULES, *t.objects()).cost_total
     assert _lp_value(without) < _lp_value(with_cuts) <= best * (1 + 1e-9)
     assert model.plan(sc, RULES, *t.objects(), cuts=False).cost_total == pytest.approx(best, rel=1e-9)
+
+
+def test_count_hull_rows_lift_the_lp_of_a_unit_that_coverage_spreads() -> None:
+    """Coverage needs 3 sites in unit 0 (cells 800 m apart, radius 300 m) which owes 230 beds:
+    a plan holds >= 260 beds on 3 sites or >= 240 on 4, the LP with MIR rows less; the hull rows
+    (``beds_hull``) lift it, and all three variants reach the same optimum."""
+    xs = np.array([0.0, 800.0, 1600.0])
+    t = Tiny(cell_xy=np.c_[xs, np.zeros(3)], elderly=np.full(3, 7_650.0 / 3), radius=np.full(3, 300.0),
+             cell_unit=np.zeros(3, dtype=int), site_xy=np.c_[np.r_[xs, xs + 50.0], np.zeros(6)],
+             is_exist=np.zeros(6, dtype=bool), beds=np.zeros(6, dtype=int), site_unit=np.zeros(6, dtype=int),
+             unit_boxes=((-100, -100, 1800, 100),), unit_sub=("S0",))
+    sc = make_scenario(modules={"sizes": [60, 100, 150]}, existing_facilities={"allow_expand": False})
+    objs = t.objects()
+    both, idx = model.build_problem(sc, RULES, *objs)
+    mir_only, idx_mir = model.build_problem(sc, RULES, *objs, cuts={"mir"})
+    assert "beds_hull" in idx.rows and "beds_hull" not in idx_mir.rows and "beds_mir" in idx_mir.rows
+    a, b = idx.rows["beds"]
+    assert both.row_lb[a:b].tolist() == [230.0]
+    best = model.plan(sc, RULES, *objs)
+    assert best.solver.status == "optimal" and len(best.new_sites) >= 3 and best.new_sites["beds"].sum() >= 230
+    assert _lp_value(mir_only) < _lp_value(both) <= best.cost_total * (1 + 1e-9)
+    for cuts in (False, {"mir"}):
+        assert model.plan(sc, RULES, *objs, cuts=cuts).cost_total == pytest.approx(best.cost_total, rel=1e-9)
+    with pytest.raises(ValueError, match="unknown cut families"):
+        model.build_problem(sc, RULES, *objs, cuts={"gomory"})
 
 
 def test_plan_without_reductions_solves_every_row_to_the_same_plan() -> None:
