@@ -29,6 +29,7 @@ import numpy as np
 from scipy import sparse
 
 _TOL_BEDS = 1e-6  # beds: a right-hand side this close to a multiple of d gives no cut
+_MAX_OTHER_SUMS = 4096  # count hull rows: distinct bed sums of a unit's other integer columns kept exactly
 
 
 def mir_divisors(bed_values: np.ndarray | list[float]) -> np.ndarray:
@@ -123,19 +124,33 @@ def mir_rows(rows: sparse.csr_array, rhs: np.ndarray, integer: np.ndarray,
 # (MIR rows) to 2.0201e10 CNY (optimum 2.0285e10), bench/RESULTS.md "Sixth session".
 
 
-def _least_sums(sizes: tuple[float, ...], n_max: int, need: float) -> np.ndarray:
-    """B(n) for n = 0..n_max: the least total of n modules (sizes with repetition) that is >= need
-    (inf when even n of the largest fall short)."""
+def _least_sums(sizes: tuple[float, ...], n_max: int, need: float,
+                extra: np.ndarray | None = None) -> np.ndarray:
+    """B(n) for n = 0..n_max: the least total of n modules (sizes with repetition) plus one of the
+    sorted sums ``extra`` (default: 0 only) that is >= need; inf when none reaches it."""
     out = np.full(n_max + 1, np.inf)
+    other = np.zeros(1) if extra is None else np.asarray(extra, dtype=np.float64)
     sums = np.zeros(1)
     size_arr = np.asarray(sizes, dtype=np.float64)
     for n in range(n_max + 1):
         if n > 0:
             sums = np.unique(np.round((sums[:, None] + size_arr[None, :]).ravel(), 9))
-        i = np.searchsorted(sums, need - _TOL_BEDS)
-        if i < sums.size:
-            out[n] = sums[i]
+        i = np.searchsorted(other, need - sums - _TOL_BEDS)
+        ok = i < other.size
+        if ok.any():
+            out[n] = float(np.min(sums[ok] + other[i[ok]]))
     return out
+
+
+def _bounded_sums(values: np.ndarray, lb: np.ndarray, ub: np.ndarray, cap: int) -> np.ndarray | None:
+    """Sorted distinct sums of ``values[i] * k_i`` over integers lb_i <= k_i <= ub_i; None past ``cap``."""
+    sums = np.zeros(1)
+    for v, lo, hi in zip(values, lb, ub, strict=True):
+        steps = v * np.arange(round(lo), round(hi) + 1, dtype=np.float64)
+        sums = np.unique(np.round((sums[:, None] + steps[None, :]).ravel(), 9))
+        if sums.size > cap:
+            return None
+    return sums
 
 
 def _lower_hull(xs: np.ndarray, ys: np.ndarray) -> list[int]:
@@ -153,12 +168,16 @@ def _lower_hull(xs: np.ndarray, ys: np.ndarray) -> list[int]:
 
 
 def count_hull_rows(rows: sparse.csr_array, rhs: np.ndarray, group: np.ndarray, col_lb: np.ndarray,
-                    col_ub: np.ndarray) -> tuple[sparse.csr_array, np.ndarray]:
+                    col_ub: np.ndarray, integer: np.ndarray | None = None,
+                    ) -> tuple[sparse.csr_array, np.ndarray]:
     """Count hull rows (``>= rhs``) of every row ``rows z >= rhs`` (see the comment above).
 
     ``group`` holds, per column, the site a module column belongs to (-1: any other column); a
     site opens at most one module, so the number of its module columns at 1 is its site count.
-    The other columns are taken at their most helpful bound (a row with an unbounded helpful
+    Other columns with a positive coefficient, integer (``integer``) and bounded — expansion
+    modules, closable institutions — join the row as they are: B(n) then is the least total of n
+    modules plus any of their sums (up to _MAX_OTHER_SUMS distinct sums). Any other column is
+    taken at its most helpful bound and left out of the row (a row with an unbounded helpful
     column gives nothing). B(n) uses the union of a row's module sizes, so it can only be lower
     than a site's own choice would allow: the rows hold for every plan. n runs up to the row's
     site count, or to the first n whose smallest modules already meet the row (beyond it the
@@ -175,15 +194,21 @@ def count_hull_rows(rows: sparse.csr_array, rhs: np.ndarray, group: np.ndarray, 
         mod = group[cols] >= 0
         if not mod.any() or np.any(a[mod] <= 0):
             continue
-        other = a[~mod]
-        other_max = float(np.sum(np.maximum(other * col_lb[cols[~mod]], other * col_ub[cols[~mod]])))
+        oc, oa = cols[~mod], a[~mod]
+        item = (oa > 0) & np.isfinite(col_ub[oc]) & (integer[oc] if integer is not None else False)
+        extra = _bounded_sums(oa[item], col_lb[oc[item]], col_ub[oc[item]], _MAX_OTHER_SUMS)
+        if extra is None:  # too many combinations: every other column at its most helpful bound
+            item[:] = False
+            extra = np.zeros(1)
+        rest = ~item
+        other_max = float(np.sum(np.maximum(oa[rest] * col_lb[oc[rest]], oa[rest] * col_ub[oc[rest]])))
         need = float(rhs[u]) - other_max
         if not np.isfinite(need) or need <= _TOL_BEDS:
             continue
         sizes = tuple(np.unique(np.round(a[mod], 9)))
         n_sites = np.unique(group[cols[mod]]).size
-        n_max = min(n_sites, int(np.ceil(need / sizes[0] - 1e-9)) + 1)
-        least = _least_sums(sizes, n_max, need)
+        n_max = min(n_sites, max(int(np.ceil(need / sizes[0] - 1e-9)), 0) + 1)
+        least = _least_sums(sizes, n_max, need, extra)
         ns = np.flatnonzero(np.isfinite(least))
         if ns.size == 0:
             continue  # no plan meets the row: the model is infeasible, which the solver reports
@@ -200,9 +225,9 @@ def count_hull_rows(rows: sparse.csr_array, rhs: np.ndarray, group: np.ndarray, 
             coef, cut_rhs = am - slope, float(least[ns[i]] - slope * n1)
             if cut_rhs <= _TOL_BEDS and np.all(coef >= 0):  # met by every plan (e.g. slope = smallest module)
                 continue
-            out_r.append(np.full(ym.size, len(out_rhs)))
-            out_c.append(ym)
-            out_v.append(coef)
+            out_r.append(np.full(ym.size + int(item.sum()), len(out_rhs)))
+            out_c.append(np.r_[ym, oc[item]])
+            out_v.append(np.r_[coef, oa[item]])
             out_rhs.append(cut_rhs)
     if not out_rhs:
         return sparse.csr_array((0, rows.shape[1])), np.zeros(0)

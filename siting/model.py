@@ -603,10 +603,10 @@ def _beds_hull_block(b: _Build, nu: int, r: np.ndarray, c: np.ndarray, v: np.nda
     """Count hull rows of the ZJ-BEDS rows (:func:`siting._cuts.count_hull_rows`): how many new
     sites a unit's beds take, in a form the LP cannot dodge by mixing counts."""
     rows = sparse.csr_array((v, (r, c)), shape=(nu, b.cols.n))
-    _, lb, ub, _ = b.cols.arrays()
+    _, lb, ub, integer = b.cols.arrays()
     group = np.full(b.cols.n, -1, dtype=np.int64)
     group[b.col_y] = np.arange(len(b.cand))[:, None]  # a candidate's module columns: one site
-    m, cut_rhs = _cuts.count_hull_rows(rows, rhs, group, lb, ub)
+    m, cut_rhs = _cuts.count_hull_rows(rows, rhs, group, lb, ub, integer)
     coo = m.tocoo()
     b.rows.add("beds_hull", m.shape[0], coo.row, coo.col, coo.data, cut_rhs, np.inf)
 

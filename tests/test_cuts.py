@@ -145,19 +145,21 @@ def test_count_hull_rows_of_one_unit() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(n_sites=st.integers(1, 4), sizes=st.sets(st.sampled_from([30, 60, 100, 150]), min_size=1, max_size=3),
-       need=st.integers(1, 650), exp_ub=st.integers(0, 2), out_ub=st.integers(0, 3))
+       need=st.integers(1, 650), exp_ub=st.integers(0, 2), out_ub=st.integers(0, 3), items=st.booleans())
 def test_count_hull_rows_hold_for_every_plan_of_the_unit(n_sites: int, sizes: set[int], need: int,
-                                                          exp_ub: int, out_ub: int) -> None:
+                                                          exp_ub: int, out_ub: int, items: bool) -> None:
     """Brute force: every choice of at most one module per site, expansion modules (30 beds,
-    0..exp_ub) and beds sent out (-1 each, 0..out_ub) that meets the row meets every hull row."""
+    0..exp_ub) and beds sent out (-1 each, 0..out_ub) that meets the row meets every hull row —
+    with the expansion modules in the rows (integer columns) or taken at their bound."""
     size_list = sorted(float(v) for v in sizes)
     k = len(size_list)
     a = np.r_[np.tile(size_list, n_sites), 30.0, -1.0]
     group = np.r_[np.repeat(np.arange(n_sites), k), -1, -1]
     ub = np.r_[np.ones(n_sites * k), exp_ub, out_ub]
     m, rhs = _cuts.count_hull_rows(sparse.csr_array(a[None, :]), np.array([float(need)]), group,
-                                   np.zeros(a.size), ub)
+                                   np.zeros(a.size), ub, np.ones(a.size, dtype=bool) if items else None)
     dense = m.toarray()
+    assert items or not dense[:, -2:].any()  # without items no other column is in a row
     choices = [range(k + 1)] * n_sites  # 0: site closed, i: module i-1
     for pick in itertools.product(*choices):
         for e, o in itertools.product(range(exp_ub + 1), range(out_ub + 1)):
@@ -168,6 +170,24 @@ def test_count_hull_rows_hold_for_every_plan_of_the_unit(n_sites: int, sizes: se
             z[-2], z[-1] = e, o
             if a @ z >= need:
                 assert np.all(dense @ z >= rhs - 1e-9), (pick, e, o, dense, rhs)
+
+
+def test_count_hull_rows_take_expansion_modules_into_the_row() -> None:
+    """230 beds short, 3 sites, one institution may add up to two 30-bed modules: B(2) = 230
+    (200 + 30), B(3) = 240 (180 + 60), so sum (a - 10) y + 30 m >= 210; taken at their bound
+    instead, the expansions leave 170 beds and the row is sum (a + 20) y >= 240."""
+    a = np.r_[np.tile([60.0, 100.0, 150.0], 3), 30.0]
+    group = np.r_[np.repeat(np.arange(3), 3), -1]
+    ub = np.r_[np.ones(9), 2.0]
+    assert _cuts._least_sums((60.0, 100.0, 150.0), 3, 230.0, np.array([0.0, 30.0, 60.0])).tolist() == [
+        np.inf, np.inf, 230.0, 240.0]
+    m, rhs = _cuts.count_hull_rows(sparse.csr_array(a[None, :]), np.array([230.0]), group, np.zeros(10), ub,
+                                   np.ones(10, dtype=bool))
+    assert rhs.tolist() == [2.0, 210.0]
+    assert m.toarray()[1].tolist() == [50.0, 90.0, 140.0] * 3 + [30.0]
+    m, rhs = _cuts.count_hull_rows(sparse.csr_array(a[None, :]), np.array([230.0]), group, np.zeros(10), ub)
+    assert rhs.tolist() == [2.0, 240.0]
+    assert m.toarray()[1].tolist() == [80.0, 120.0, 170.0] * 3 + [0.0]
 
 
 def test_count_hull_rows_skip_unbounded_help_and_met_rows() -> None:
