@@ -1,8 +1,8 @@
 """The Python API the CLI and the notebooks share: load, validate, prepare, solve, write.
 
 ``run(path)`` is ``siting run``: scenario → rules → demand → sites → reach → plan → outputs,
-timing each stage, writing the output folder atomically, and returning everything computed so a
-notebook can look at any stage.
+timing each stage, writing the output folder atomically (``<out>.diagnosis`` instead when no plan
+is found), and returning everything computed so a notebook can look at any stage.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .scenario import LayerRef, Scenario
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+DIAGNOSIS_SUFFIX = ".diagnosis"  # <out>.diagnosis: the report of a run that found no plan
 
 
 @dataclass
@@ -44,9 +45,19 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when a plan was found; 3 when the rules cannot be met (diagnosis written)."""
+        """0 when a plan was found; 3 when none was (infeasible rules or no solution in the time limit)."""
         status = getattr(getattr(self.plan, "solver", None), "status", None)
         return 3 if status in ("infeasible", "no_solution") else 0
+
+
+def diagnosis_dir(out_dir: Path) -> Path:
+    """Where a run without a plan (exit 3) writes its report: ``<out>.diagnosis``, next to ``<out>``.
+
+    A failed run must leave an earlier run's outputs as they were, so its diagnosis never goes
+    into the output folder itself; it is written atomically like every output folder.
+    """
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f"{out_dir.name}{DIAGNOSIS_SUFFIX}")
 
 
 def default_scenario_path() -> Path:
@@ -210,7 +221,11 @@ def write_outputs(res: RunResult, out_dir: Path, *, progress: Progress | None = 
 def run(path: str | Path | Scenario | None = None, *, out: Path | None = None, solver: str | None = None,
         time_limit: float | None = None, progress: Progress | None = None,
         argv: list[str] | None = None) -> RunResult:
-    """``siting run``: compute a plan and write every output atomically into the output folder."""
+    """``siting run``: compute a plan and write every output atomically into the output folder.
+
+    A run without a plan (exit code 3) writes its report, diagnosis included, into
+    :func:`diagnosis_dir` instead and leaves the output folder untouched.
+    """
     if isinstance(path, Scenario):
         sc = _with_overrides(path, out=out, solver=solver, time_limit=time_limit)
     else:
@@ -219,7 +234,7 @@ def run(path: str | Path | Scenario | None = None, *, out: Path | None = None, s
             sc = load(path, out=out, solver=solver, time_limit=time_limit)
     timings: dict[str, float] = {} if isinstance(path, Scenario) else timings0
     res = compute(sc, progress=progress, timings=timings)
-    final = sc.output_dir()
+    final = sc.output_dir() if res.exit_code == 0 else diagnosis_dir(sc.output_dir())
     with atomic_dir(final) as tmp:
         outputs = write_outputs(res, tmp, progress=progress, argv=argv)
     res.out_dir = final

@@ -1,8 +1,9 @@
 """Command line: ``siting run | validate | rules | schema | init | prepare``.
 
-Exit codes: 0 success; 2 invalid input (one line naming file, field and fix); 3 the rules
-cannot be met with the given candidates (a diagnosis is still written). ``--debug`` shows
-tracebacks; otherwise no traceback ever reaches the user.
+Exit codes: 0 success; 2 invalid input (one line naming file, field and fix); 3 no plan: the
+rules cannot be met (or no solution within the time limit) — one line naming the scenario file,
+the field, the measured figure and the fix; the report goes to ``<out>.diagnosis`` and ``<out>``
+is left as it was. ``--debug`` shows tracebacks; otherwise no traceback ever reaches the user.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ._errors import SitingError
 
@@ -91,30 +93,43 @@ def run(
     raise typer.Exit(res.exit_code)
 
 
-def _print_outcome(res: object, quiet: bool) -> None:
-    plan = getattr(res, "plan", None)
-    info = getattr(plan, "solver", None)
-    out_dir = getattr(res, "out_dir", None)
-    status = getattr(info, "status", "?")
-    if status == "no_solution":
-        limit = getattr(getattr(res, "scenario", None), "solver", None)
-        secs = getattr(limit, "time_limit_s", None)
-        err.print(f"[bold red]no plan found within the solver time limit[/] ({secs:g} s); raise "
-                  f"`solver.time_limit_s` or use --time-limit (report written to {out_dir})", markup=True)
-        return
-    if status == "infeasible":
-        err.print(f"[bold red]the rules cannot be met[/] with the given candidates; diagnosis written to "
-                  f"{out_dir}", markup=True)
+MAX_PROBLEMS_SHOWN = 3  # the console shows this many diagnosis sentences; the report has all
+
+
+def _print_outcome(res: Any, quiet: bool) -> None:
+    if res.exit_code:
+        _print_no_plan(res)
         return
     if quiet:
         return
-    new = getattr(plan, "new_sites", None)
-    n_new = 0 if new is None else len(new)
-    beds = 0 if new is None or "beds" not in getattr(new, "columns", []) else int(new["beds"].sum())
-    gap = getattr(info, "gap", None)
-    gap_txt = f", gap {gap:.3%}" if gap else ""
-    err.print(f"[bold green]{status}[/]{gap_txt}: {n_new} new institution(s), {beds} new beds, "
-              f"cost {getattr(plan, 'cost_total', 0):,.0f} CNY → {out_dir}", markup=True)
+    plan, info = res.plan, res.plan.solver
+    new = plan.new_sites
+    beds = int(new["beds"].sum()) if "beds" in getattr(new, "columns", []) else 0
+    gap_txt = f", gap {info.gap:.3%}" if info.gap else ""
+    err.print(f"[bold green]{info.status}[/]{gap_txt}: {len(new)} new institution(s), {beds} new beds, "
+              f"cost {plan.cost_total:,.0f} CNY → {res.out_dir}", markup=True)
+
+
+def _print_no_plan(res: Any) -> None:
+    """Exit 3: one error line naming the scenario file, the field, the figure and the fix; where the report is.
+
+    The sentences come from the diagnosis (:mod:`siting.diagnose`), which measured them.
+    """
+    sc = res.scenario
+    source = sc.source_path or sc.name
+    if res.plan.solver.status == "no_solution":
+        lines = [f"solver.time_limit_s: no plan found within the solver time limit ({sc.solver.time_limit_s:g} s)"
+                 " — raise `solver.time_limit_s` or use --time-limit"]
+    else:
+        summary = (res.plan.diagnosis or {}).get("summary") or ["no plan meets every rule with these candidates"]
+        lines = [f"the rules cannot be met: {summary[0]}", *(f"also: {x}" for x in summary[1:MAX_PROBLEMS_SHOWN])]
+        if len(summary) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"… {len(summary) - MAX_PROBLEMS_SHOWN} more in the report")
+    err.print(Text.assemble(("error:", "bold red"), f" {source}: {lines[0]}"))
+    for line in lines[1:]:
+        err.print(line, markup=False)
+    err.print(f"diagnosis written to {res.out_dir} (a run without a plan never writes to {sc.output_dir()})",
+              markup=False)
 
 
 @app.command()

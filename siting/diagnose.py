@@ -4,8 +4,10 @@
 requirement (ZJ-BEDS) exceeds what their sites can hold at the largest module size,
 subdistricts with no site for ``one_per_subdistrict``, nursing/dementia totals beyond the
 beds that can be built, cells that capacitated coverage cannot serve. ``deeper`` adds the
-limits found by solving (the least budget / fewest sites meeting every rule). ``finish``
-turns the findings into a JSON-serialisable dict with one sentence per problem.
+limits found by solving: the least budget / fewest sites meeting the rules the model holds as
+hard limits (in a max-coverage model not the coverage rules, so each sentence names the rules
+its figure covers by id). ``finish`` turns the findings into a JSON-serialisable dict with one
+sentence per problem.
 Uncoverable cells (owed a radius, no site within it) are always listed: they are excluded
 from the model, never the cause of an infeasibility.
 """
@@ -144,23 +146,39 @@ def structural(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, i
 Probe = Callable[[Any, Any, Any, Any, Any, str], "float | None"]
 
 
+def _limit_context(scenario: Any, rules: Any, idx: Any) -> dict[str, Any]:
+    """Which rules a least-cost (or fewest-sites) figure covers, and whether ZJ-BEDS could be made soft.
+
+    A max-coverage model holds only some rules as hard rows (ZJ-BEDS unless ``beds_rule:
+    objective``, subdistrict and special-bed rules); coverage is what the limit buys. The figure
+    is the least for those hard rules, not for every rule, and the sentence must say so.
+    """
+    hard = list(idx.meta.get("hard_rules", []))
+    beds = [r.id for r in rules.by_kind("beds_per_unit", enforced_only=True) if r.id in hard]
+    can_soften = idx.meta.get("kind") == "max_coverage" and scenario.objective.beds_rule == "constraint"
+    return {"kind": idx.meta.get("kind"), "hard_rules": hard,
+            "objective_rules": list(idx.meta.get("objective_rules", [])),
+            "beds_rule": beds[0] if beds and can_soften else None, "currency": scenario.costs.currency}
+
+
 def deeper(found: dict[str, Any], scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, idx: Any,
            probe: Probe) -> dict[str, Any]:
     """After the solver says infeasible: is the budget or the site count too small, and by how much?"""
     obj = scenario.objective
     limits: dict[str, Any] = {}
+    ctx = _limit_context(scenario, rules, idx)
     if idx.meta.get("budget") is not None:
         least = probe(scenario, rules, demand, sites, reach, "cost")
         limits["budget"] = {"budget": float(idx.meta["budget"]), "min_budget": least}
         if least is not None and least > idx.meta["budget"]:
             found["problems"].append({"rule": "objective.budget", "budget": float(idx.meta["budget"]),
-                                      "min_budget": float(least)})
+                                      "min_budget": float(least), **ctx})
     if idx.meta.get("n_sites") is not None:
         least = probe(scenario, rules, demand, sites, reach, "count")
         limits["n_sites"] = {"n_sites": int(idx.meta["n_sites"]), "min_n_sites": least}
         if least is not None and least > idx.meta["n_sites"] + 1e-9:
             found["problems"].append({"rule": "objective.n_sites", "n_sites": int(idx.meta["n_sites"]),
-                                      "min_n_sites": round(least)})
+                                      "min_n_sites": round(least), **ctx})
     found["limits"] = limits
     if not found["problems"]:
         found["problems"].append({"rule": "combination", "objective": obj.kind,
@@ -168,21 +186,45 @@ def deeper(found: dict[str, Any], scenario: Any, rules: Any, demand: Any, sites:
     return found
 
 
+def _covers(p: dict[str, Any]) -> str:
+    """Which rules a limit's least figure covers, by id, and which it leaves to the objective."""
+    hard = ", ".join(p.get("hard_rules") or []) or "none: only fixed costs"
+    text = f"the rules a {p.get('kind')} model holds as hard limits ({hard}"
+    soft = ", ".join(p.get("objective_rules") or [])
+    return text + (f"; {soft} are objectives, met as far as the limit allows)" if soft else ")")
+
+
+def _limit_fix(p: dict[str, Any], field: str, least: str) -> str:
+    fix = f"raise {field} to at least {least}"
+    if p.get("beds_rule"):
+        fix += f", or set objective.beds_rule: objective ({p['beds_rule']} then becomes a second objective)"
+    return fix
+
+
+def _limit_sentence(p: dict[str, Any]) -> str:
+    """objective.budget / objective.n_sites: the limit, the least that meets the hard rules, the fix."""
+    if p["rule"] == "objective.budget":
+        cur = p.get("currency", "CNY")
+        least = f"{p['min_budget']:,.0f}"
+        return (f"objective.budget: {p['budget']:,.0f} {cur} is below {least} {cur}, the least cost of meeting "
+                f"{_covers(p)} — {_limit_fix(p, 'objective.budget', least)}")
+    least = f"{p['min_n_sites']}"
+    return (f"objective.n_sites: {p['n_sites']} is below {least}, the fewest new sites meeting {_covers(p)} — "
+            f"{_limit_fix(p, 'objective.n_sites', least)}")
+
+
 def _sentence(p: dict[str, Any]) -> str:
     rule = p.get("rule")
     if "unit_id" in p and "shortfall" in p:
         return (f"{rule}: unit {p['unit_id']} ({p['name']}) needs {p['beds_required']} beds but its sites can "
                 f"hold at most {p['beds_max_achievable']} ({p['shortfall']} short; {p['candidate_sites']} "
-                f"candidate sites, largest module {p['largest_module']} beds) — add candidate sites or larger "
-                "module sizes, or allow neighbouring beds (rules.neighbour_beds_distance_m)")
+                f"candidate sites, largest module {p['largest_module']} beds) — add candidate sites (candidates), "
+                "larger module sizes (modules.sizes), or allow neighbouring beds (rules.neighbour_beds_distance_m)")
     if "subdistrict" in p:
         return (f"{rule}: subdistrict {p['subdistrict']} has {p['eligible_sites']} eligible site(s), "
                 f"needs {p['min_institutions']} — add a candidate site there")
-    if rule == "objective.budget":
-        return (f"budget {p['budget']:,.0f} is too small: the least cost meeting every rule is "
-                f"{p['min_budget']:,.0f} — raise objective.budget")
-    if rule == "objective.n_sites":
-        return f"n_sites {p['n_sites']} is too small: at least {p['min_n_sites']} new sites are needed"
+    if rule in ("objective.budget", "objective.n_sites"):
+        return _limit_sentence(p)
     if "cell_id" in p:
         return (f"capacitated coverage: cell {p['cell_id']} has {p['elderly']:.1f} elderly but only "
                 f"{p['capacity_in_reach']:.1f} places within reach")

@@ -767,6 +767,7 @@ def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
     if rules.by_kind("hospital_preference", enforced_only=True):
         meta["rules_enforced"][rules.by_kind("hospital_preference", enforced_only=True)[0].id] = (
             f"site cost reduced by {scenario.costs.hospital_bonus:g} next to a hospital")
+    meta["hard_rules"], meta["objective_rules"] = _rule_roles(meta["rules_enforced"], rules, kind, obj.beds_rule)
     c_cost, lb, ub, integ = cols.arrays()
     n = cols.n
     col_of_site = b.open_col()
@@ -805,6 +806,24 @@ def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
     if kind == "max_coverage":
         problem = replace(problem, c=covered, sense="max", offset=cover.offset)
     return problem, idx
+
+
+def _rule_roles(enforced: dict[str, str], rules: Any, kind: str, beds_rule: str) -> tuple[list[str], list[str]]:
+    """Enforced rule ids split into rows every plan must meet and rules the objective pursues.
+
+    A max-coverage model maximises coverage (the band rules: ZJ-R500, ZJ-R1000) and, with
+    ``beds_rule: objective``, minimises the ZJ-BEDS deficit; a cost preference (ZJ-HOSP) is
+    neither. The diagnosis uses this to say exactly which rules a least-cost figure covers.
+    """
+    soft: set[str] = set()
+    if kind == "max_coverage":
+        soft |= {band.rule_id for band in rules.bands if band.radius_m or band.radius_min}
+        if beds_rule == "objective":
+            soft |= {r.id for r in rules.by_kind("beds_per_unit", enforced_only=True)}
+    cost_only = {r.id for r in rules.by_kind("hospital_preference", enforced_only=True)}
+    order = {r.id: i for i, r in enumerate(rules.rules)}  # rule-set order: ZJ-BEDS, ZJ-R500, ZJ-R1000, …
+    hard = sorted(set(enforced) - soft - cost_only, key=lambda i: (order.get(i, len(order)), i))
+    return hard, sorted(soft & set(enforced), key=lambda i: (order.get(i, len(order)), i))
 
 
 def _score_vector(b: _Build, need: np.ndarray, n: int) -> np.ndarray:

@@ -470,24 +470,23 @@ def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    """1-based line of the key (or list item) at ``loc``, or of its deepest existing parent key.
+
+    A key's own line, never its value's: a nested block starts on the line after its key, so
+    ``distanse:`` followed by ``mode: network`` is reported where ``distanse`` is written.
+    """
     line = None
     for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
         nxt = None
         if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == str(part):
-                    nxt = v
-                    line = k.start_mark.line + 1
-                    break
+            nxt, line = next(((v, k.start_mark.line + 1) for k, v in node.value if k.value == str(part)),
+                             (None, line))
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             nxt = node.value[part]
+            line = nxt.start_mark.line + 1
+        if nxt is None:
+            break
         node = nxt
-    if node is not None and loc:
-        line = node.start_mark.line + 1
     return line
 
 

@@ -333,6 +333,12 @@ CASES: list[Case] = [
     Case("graph_not_xml", W, _graph_not_xml, ("junk.graphml", "distance.network.graph")),
     Case("graph_no_length", W, _graph_no_length, ("nolength.graphml", "length"),),
     Case("graph_coordinates_not_in_crs", W, _graph_wrong_crs, ("wrongcrs.graphml",), commands=("run",)),
+    # --- rules that cannot be met (exit 3): the diagnosis goes to "<out>.diagnosis", never into <out> ---
+    Case("infeasible_budget", W, lambda r, c: set_key(r, "objective", {"kind": "max_coverage", "budget": 1}),
+         ("s.yaml", "objective.budget", "28,000,000", "(ZJ-BEDS, ZJ-NURSE;", "objective.beds_rule: objective",
+          "earlier run.diagnosis"), code=3, commands=("run",)),
+    Case("infeasible_unit_beds", W, lambda r, c: set_key(r, "modules.sizes", [1]),
+         ("s.yaml", "ZJ-BEDS", "modules.sizes", "earlier run.diagnosis"), code=3, commands=("run",)),
 ]
 IDS = [c.id for c in CASES]
 assert len(set(IDS)) == len(IDS), "duplicate case ids"
@@ -407,6 +413,39 @@ def test_subprocess_data_error_has_no_traceback(ctx: Ctx) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")], proc.stderr
     assert snapshot(prev) == before
+
+
+# ---------------------------------------------------------------- rules that cannot be met (exit 3)
+
+
+def test_infeasible_budget_keeps_earlier_outputs_and_names_the_budget(ctx: Ctx, default_scenario_path: Path) -> None:
+    """The audit case: the default scenario as max coverage under 1,000,000 CNY with ZJ-BEDS a constraint.
+
+    The earlier outputs stay byte-identical; the diagnosis goes to ``<out>.diagnosis``; the one
+    error line names the file, ``objective.budget``, the least cost of the hard rules and both fixes.
+    """
+    raw = set_key(default_raw(default_scenario_path), "objective",
+                  {"kind": "max_coverage", "budget": 1_000_000, "beds_rule": "constraint"})
+    raw["outputs"] = {"formats": ["gpkg"], "maps": {"png": False, "pdf": False, "html": False}}
+    scenario = write_yaml(ctx.tmp, raw, "bad.yaml")
+    prev = ctx.tmp / "out"
+    before = make_previous_output(prev)
+    result = invoke(["run", str(scenario), "--out", str(prev), "--quiet"])
+    assert_clean_failure(result, 3, (
+        f"error: {scenario}: the rules cannot be met: objective.budget: 1,000,000 CNY is below 343,000,000 CNY, "
+        "the least cost of meeting the rules a max_coverage model holds as hard limits (ZJ-BEDS, ZJ-NURSE; "
+        "ZJ-R500, ZJ-R1000 are objectives, met as far as the limit allows) — raise objective.budget to at least "
+        "343,000,000, or set objective.beds_rule: objective",
+        f"diagnosis written to {ctx.tmp / 'out.diagnosis'}"))
+    assert "with the given candidates" not in result.output
+    assert snapshot(prev) == before, "the earlier output folder changed"
+    assert leftovers(ctx.tmp, "out") == [], "temporary output folders left behind"
+    summary = json.loads((ctx.tmp / "out.diagnosis" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["solver"]["status"] == "infeasible"
+    assert summary["diagnosis"]["problems"][0]["hard_rules"] == ["ZJ-BEDS", "ZJ-NURSE"]
+    report = (ctx.tmp / "out.diagnosis" / "report.md").read_text(encoding="utf-8")
+    assert "least cost of meeting the rules a max_coverage model holds as hard limits (ZJ-BEDS" in report
+    assert "least cost meeting every rule" not in report
 
 
 # ---------------------------------------------------------------- inputs that must WORK (with a note)

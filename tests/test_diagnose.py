@@ -101,3 +101,46 @@ def test_diagnosis_is_json_and_has_a_sentence_per_problem(elderly: float) -> Non
     assert len(d["summary"]) == len(d["problems"]) >= 1
     assert all("beds" in s for s in d["summary"])
     assert p.cost_total == 0 and len(p.new_sites) == 0 and (p.open_after == p.open_before).all()
+
+
+def _limit_sentence(p: model.Plan, rule: str) -> tuple[dict, str]:
+    d = p.diagnosis
+    i = next(i for i, q in enumerate(d["problems"]) if q["rule"] == rule)
+    return d["problems"][i], d["summary"][i]
+
+
+def test_budget_sentence_names_the_rules_its_least_cost_covers() -> None:
+    """max_coverage holds only ZJ-BEDS as a hard limit: its least cost is not the cost of every rule."""
+    t = replace(line_instance(), elderly=np.full(20, 200.0))  # 60 beds per unit
+    p = model.plan(make_scenario(objective={"kind": "max_coverage", "budget": 1_000_000}), RULES, *t.objects())
+    q, sentence = _limit_sentence(p, "objective.budget")
+    assert (q["hard_rules"], q["objective_rules"]) == (["ZJ-BEDS"], ["ZJ-R500", "ZJ-R1000"])
+    assert sentence.startswith("objective.budget: 1,000,000 CNY is below 7,000,000 CNY, the least cost of meeting "
+                               "the rules a max_coverage model holds as hard limits (ZJ-BEDS; ZJ-R500, ZJ-R1000 "
+                               "are objectives, met as far as the limit allows)")
+    assert sentence.endswith("raise objective.budget to at least 7,000,000, or set objective.beds_rule: objective "
+                             "(ZJ-BEDS then becomes a second objective)")
+    assert "every rule" not in sentence
+    every = model.plan(make_scenario(), RULES, *t.objects())  # min_cost: coverage is a hard rule too
+    assert every.solver.status == "optimal" and every.cost_total > q["min_budget"]
+
+
+def test_budget_sentence_without_a_hard_beds_rule() -> None:
+    """beds_rule: objective makes ZJ-BEDS soft: the hard rule left (CX-EMBED) is named, no beds fix offered."""
+    t = replace(line_instance(), elderly=np.full(20, 10.0))  # S1 has no existing site: one new site needed
+    rules = rules_with({"id": "CX-EMBED", "kind": "one_per_subdistrict", "params": {}})
+    sc = make_scenario(objective={"kind": "max_coverage", "beds_rule": "objective", "budget": 1.0})
+    q, sentence = _limit_sentence(model.plan(sc, rules, *t.objects()), "objective.budget")
+    assert q["hard_rules"] == ["CX-EMBED"] and q["beds_rule"] is None
+    assert "hard limits (CX-EMBED; ZJ-BEDS, ZJ-R500, ZJ-R1000 are objectives, met as far as the limit allows)" \
+        in sentence
+    assert sentence.endswith("raise objective.budget to at least 4,000,000")
+
+
+def test_n_sites_sentence_names_the_rules_and_the_fix() -> None:
+    t = replace(line_instance(), elderly=np.full(20, 1000.0))
+    sc = make_scenario(modules={"sizes": [30, 150]}, objective={"kind": "max_coverage", "n_sites": 1})
+    _, sentence = _limit_sentence(model.plan(sc, RULES, *t.objects()), "objective.n_sites")
+    assert sentence.startswith("objective.n_sites: 1 is below 4, the fewest new sites meeting the rules a "
+                               "max_coverage model holds as hard limits (ZJ-BEDS;")
+    assert "raise objective.n_sites to at least 4, or set objective.beds_rule: objective" in sentence

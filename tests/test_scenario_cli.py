@@ -41,6 +41,25 @@ def test_unset_variable_names_the_field(tmp_path: Path, default_scenario_path: P
         scenario_mod.load(write_yaml(tmp_path, raw))
 
 
+@pytest.mark.parametrize(("key", "typo"), [
+    ("distance:", "distanse:"),  # top-level key with a nested block
+    ("outputs:", "outptu:"),
+    ("name:", "nme:"),  # top-level key with a value on its line
+    ("  network:", "  netwrk:"),  # nested key with a nested block
+    ("  mode: network", "  modee: network"),
+])
+def test_misspelled_key_names_its_own_line(tmp_path: Path, default_scenario_path: Path, key: str,
+                                           typo: str) -> None:
+    """The error points at the misspelled key, not at the first line of the block below it."""
+    lines = default_scenario_path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith(key))
+    lines[at] = typo + lines[at].removeprefix(key)
+    path = write_yaml(tmp_path, "\n".join(lines) + "\n")
+    word = typo.strip().split(":")[0]
+    with pytest.raises(ScenarioError, match=rf"\.yaml:{at + 1}: (\w+\.)?{word}: unknown key"):
+        scenario_mod.load(path)
+
+
 def test_committed_json_schema_is_current() -> None:
     committed = json.loads((REPO / "scenarios" / "scenario.schema.json").read_text(encoding="utf-8"))
     assert committed == json.loads(json.dumps(scenario_mod.json_schema()))

@@ -73,11 +73,13 @@ def test_infeasible_variant_exits_3_with_a_diagnosis_naming_the_unit(tmp_path: P
     result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 3, result.output
     assert "cannot be met" in result.output and "Traceback" not in result.output
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert "清波街道" in result.output and "ZJ-BEDS" in result.output
+    assert not (tmp_path / "out").exists()  # a run without a plan writes only <out>.diagnosis
+    summary = json.loads((tmp_path / "out.diagnosis" / "summary.json").read_text(encoding="utf-8"))
     assert summary["solver"]["status"] == "infeasible"
     text = json.dumps(summary["diagnosis"], ensure_ascii=False)
     assert "清波街道" in text and "ZJ-BEDS" in text
-    assert "清波街道" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "清波街道" in (tmp_path / "out.diagnosis" / "report.md").read_text(encoding="utf-8")
 
 
 def demand_root(default_scenario_path: Path) -> Path:

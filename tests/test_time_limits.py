@@ -43,6 +43,9 @@ def _run_in(tmp: Path, default_scenario_path: Path, limit: float) -> Run:
     scenario = write_yaml(tmp, raw, "limited.yaml")
     out = tmp / "out"
     result = invoke(["run", str(scenario), "--out", str(out), "--time-limit", str(limit)])
+    if result.exit_code == 3:  # no plan: the report goes beside the output folder, never into it
+        assert not out.exists(), result.output
+        out = tmp / "out.diagnosis"
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8")) if (out / "summary.json").exists() else {}
     return Run(result, out, summary)
 
@@ -98,3 +101,5 @@ def test_too_short_for_any_solution_exits_3(tiny: Run) -> None:
 def test_too_short_message_names_the_time_limit(tiny: Run) -> None:
     out = tiny.result.output
     assert "time limit" in out.lower() and "cannot be met" not in out
+    assert "solver.time_limit_s" in out and "limited.yaml" in out and f"written to {tiny.out}" in out
+    assert tiny.out.name == "out.diagnosis"
