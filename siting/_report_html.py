@@ -11,8 +11,9 @@ import base64
 import csv
 import html
 import io
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,39 @@ from typing import Any
 Fmt = Callable[[Any], str]
 
 
+def round_count(value: float) -> int:
+    """The one rounding of a count (elderly are fractional on the grid): half up, done once.
+
+    Sums are taken over the unrounded cell values and rounded here, never re-rounded, so the
+    same quantity prints the same in every table, sentence, CSV and summary.json.
+    """
+    return math.floor(float(value) + 0.5)
+
+
+def round_parts(parts: Sequence[float], whole: int | None = None) -> list[int]:
+    """Round the parts of one whole together so they add up to it (largest remainder).
+
+    ``whole`` is the already rounded total (default: ``round_count`` of the parts' sum); each
+    part is floored, and the units left go to the largest remainders (ties: the earlier part).
+    A part never exceeds the whole, and the printed parts always add up to the printed total.
+    """
+    raw = [max(0.0, float(p)) for p in parts]
+    out = [math.floor(p) for p in raw]
+    left = (round_count(math.fsum(raw)) if whole is None else int(whole)) - sum(out)
+    by_remainder = sorted(range(len(raw)), key=lambda i: (out[i] - raw[i], i))  # largest first
+    step = 1 if left > 0 else -1
+    for i in by_remainder if left > 0 else reversed(by_remainder):
+        if left == 0:
+            break
+        if out[i] + step >= 0:
+            out[i] += step
+            left -= step
+    return out
+
+
 def f_int(v: Any) -> str:
-    """Counts: thousands separators, no decimals; empty for missing."""
-    return "" if v is None or v != v else f"{float(v):,.0f}"
+    """Counts: thousands separators, no decimals (rounded by :func:`round_count`); empty for missing."""
+    return "" if v is None or v != v else f"{round_count(v):,}"
 
 
 def f_pct(v: Any) -> str:
@@ -127,7 +158,7 @@ th,td{border:1px solid #bbc;padding:.25em .5em;vertical-align:top}
 th{background:#eef;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.total td{font-weight:bold;background:#f6f6fa}
-.met{color:#161}.not_met{color:#a11;font-weight:bold}.not_applicable{color:#666}
+.met{color:#161}.met_assumed{color:#8a6400}.not_met{color:#a11;font-weight:bold}.not_applicable{color:#666}
 .lead{background:#fff8e0;border-left:4px solid #e0b000;padding:.4em .8em}
 caption{caption-side:top;text-align:left;font-style:italic;padding:.2em 0}
 img{max-width:100%;border:1px solid #ccd;margin:.5em 0}

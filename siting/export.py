@@ -54,6 +54,9 @@ SHP_NAMES: dict[str, str] = {
     "beds_assumed": "beds_assum",
     "deficit_bef": "deficit_bf",
     "deficit_aft": "deficit_af",
+    "nursing_beds": "nurs_beds",
+    "dementia_beds": "dem_beds",
+    "nursing_added": "nurs_added",
 }
 
 # Column order and pandas dtype of every layer (geometry last). "bool" never holds nulls;
@@ -71,9 +74,10 @@ SCHEMA: dict[str, dict[str, str]] = {
     },
     "facilities_existing": {
         "fac_id": "str", "name": "str", "beds": "int64", "beds_assumed": "bool", "action": "str",
-        "beds_added": "int64", "beds_after": "int64", "unit_id": "str",
+        "beds_added": "int64", "nursing_added": "float64", "beds_after": "int64", "unit_id": "str",
     },
-    "facilities_new": {"site_id": "str", "beds": "int64", "unit_id": "str", "cost": "float64"},
+    "facilities_new": {"site_id": "str", "beds": "int64", "nursing_beds": "float64", "dementia_beds": "float64",
+                       "unit_id": "str", "cost": "float64"},
     "uncovered_cells": {
         "cell_id": "int64", "elderly": "float64", "band": "str", "radius_m": "float64",
         "rule_id": "str", "unit_id": "str", "reason": "str",
@@ -185,18 +189,28 @@ def facilities_existing_layer(sites: Any, plan: Any) -> gpd.GeoDataFrame:
     frame = pd.DataFrame({
         "fac_id": ex["site_id"].astype(str), "name": ex["name"], "beds": ex["beds_before"],
         "beds_assumed": ex["beds_assumed"].astype(bool), "action": ex["action"],
-        "beds_added": ex["beds_added"], "beds_after": ex["beds_after"],
-        "unit_id": ex["site_id"].map(units),
+        "beds_added": ex["beds_added"], "nursing_added": _typed_beds(ex, "nursing_beds_added"),
+        "beds_after": ex["beds_after"], "unit_id": ex["site_id"].map(units),
     })
     return _typed(frame, "facilities_existing", _site_points(sites, frame["fac_id"]), sites.table.crs)
 
 
 def facilities_new_layer(sites: Any, plan: Any) -> gpd.GeoDataFrame:
-    """New institutions the plan builds: site, beds (ZJ-BEDS), planning unit, cost (CNY)."""
+    """New institutions the plan builds: site, beds (ZJ-BEDS), nursing / dementia beds among them (empty
+    unless a nursing-share / dementia-beds rule is enforced), planning unit, cost (CNY)."""
     new = plan.new_sites.sort_values("site_id", kind="stable")
     frame = pd.DataFrame({"site_id": new["site_id"].astype(str), "beds": new["beds"],
+                          "nursing_beds": _typed_beds(new, "nursing_beds"),
+                          "dementia_beds": _typed_beds(new, "dementia_beds"),
                           "unit_id": new["unit_id"], "cost": new["cost"]})
     return _typed(frame, "facilities_new", _site_points(sites, frame["site_id"]), sites.table.crs)
+
+
+def _typed_beds(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Nursing / dementia beds the model typed (a count), NaN (NULL) when the rule is not enforced."""
+    if column in frame.columns:
+        return frame[column].astype(np.float64)
+    return pd.Series(np.nan, index=frame.index, dtype=np.float64)
 
 
 def planning_units_layer(demand: Any, plan: Any) -> gpd.GeoDataFrame:

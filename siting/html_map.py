@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 
 from . import export
+from ._report_html import round_parts
 
 WIDTH = 1000.0
 COLOURS = {"covered": "#91cf9a", "not covered": "#f5a623", "uncoverable": "#d7191c", "no radius": "#e0e0e0"}
@@ -76,10 +77,14 @@ def draw_html(path: Path, scenario: Any, rules: Any, demand: Any, sites: Any, re
                         f"owed: {'—' if row.radius_m != row.radius_m else f'{row.radius_m:,.0f} m'} ({row.rule_id})",
                         f"{cls}; nearest open institution after: "
                         + ("—" if row.dist_after_m != row.dist_after_m else f"{row.dist_after_m:,.0f} m")) + "</rect>")
-    for row in units.itertuples():
+    beds_rule = "/".join(r.id for r in rules.by_kind("beds_per_unit"))
+    owed = (lambda row: f"beds required {row.beds_req} [{beds_rule}]") if beds_rule else (
+        lambda _row: f"no beds rule in rule set {rules.name}")
+    elderly = round_parts(units["elderly"].to_numpy(dtype=float))  # as in the report's units table
+    for row, n in zip(units.itertuples(), elderly, strict=True):
         body.append(f'<path d="{_path(row.geometry, to)}" fill="none" stroke="#222" stroke-width="1.2">'
-                    + _title(f"{row.name} ({row.unit_id}): {row.elderly:,.0f} elderly",
-                             f"beds required {row.beds_req} [ZJ-BEDS]; existing {row.beds_exist}; new {row.beds_new}",
+                    + _title(f"{row.name} ({row.unit_id}): {n:,} elderly",
+                             f"{owed(row)}; existing {row.beds_exist}; new {row.beds_new}",
                              f"deficit before {row.deficit_bef}, after {row.deficit_aft}") + "</path>")
     for name, colour, shape in (("facilities_existing", "#1f3a93", "rect"), ("facilities_new", "#8e44ad", "circle")):
         for row in layers[name].itertuples():

@@ -2,11 +2,14 @@
 
 Three maps, each as PNG (at ``dpi``) and PDF, drawn in the working (projected, metre) CRS:
 
-* ``map_density_bands`` — density bands (ZJ-R500 / ZJ-R1000 / ZJ-LOW), existing and new
+* ``map_density_bands`` — density bands (ZJ-R500 / ZJ-R1000 / ZJ-LOW …), existing and new
   institutions, and their service areas (circles in euclidean mode, reached cells in
   network mode; see :mod:`siting.export`);
 * ``map_coverage`` — cells covered before vs after the plan, uncovered cells in red;
 * ``map_bed_deficit`` — beds short of ZJ-BEDS per planning unit, before vs after.
+
+Rule ids in titles and legends are the active rule set's (never a Zhejiang id under another
+rule set); a rule set without a radius or beds rule gets a map that says so.
 
 Every map has a title (scenario title and rule set), a subtitle with the distance mode,
 a legend, a scale bar, a north arrow, planning-unit boundaries and labels, and the
@@ -268,8 +271,10 @@ def map_density_bands(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules:
     for key, style, what in (("facilities_existing", EXISTING_STYLE, "现有机构 existing institution"),
                              ("facilities_new", NEW_STYLE, "新建机构 new institution")):
         _plot_points(ax, layers[key], style, "")
-        handles.append(Line2D([], [], linestyle="none", label=f"{what} ({len(layers[key])})", **style))
-    handles.append(Line2D([], [], color="#333333", linewidth=1.2, label="规划单元 planning unit (ZJ-UNIT)"))
+        handles.append(Line2D([], [], linestyle="none", label=f"{what} ({_shown_count(layers[key], extent)})",
+                              **style))
+    handles.append(Line2D([], [], color="#333333", linewidth=1.2,
+                          label=f"规划单元 planning unit{_ids(rules, 'unit_size')}"))
     _frame(ax, extent, demand.cells.crs)
     place_unit_labels(ax, demand.units, [str(n) for n in demand.units["name"]])
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.025), ncol=2, fontsize=8.5,
@@ -288,11 +293,33 @@ def _cover_class(cells: gpd.GeoDataFrame, covered: np.ndarray) -> np.ndarray:
 
 
 def _cover_stats(cells: gpd.GeoDataFrame, covered: np.ndarray) -> str:
+    """"12/918 格 cells · 3.7% of owed elderly"; plainly none when no cell is owed a radius."""
     owed = cells["radius_m"].notna().to_numpy()
     elderly = cells["elderly"].to_numpy()
     total = elderly[owed].sum()
-    share = 100.0 * elderly[owed & covered].sum() / total if total > 0 else 100.0
+    if not owed.any() or total <= 0:
+        return "无服务半径要求 no cell is owed a radius"
+    share = 100.0 * elderly[owed & covered].sum() / total
     return f"{int((owed & covered).sum())}/{int(owed.sum())} 格 cells · {share:.1f}% 老年人 of owed elderly"
+
+
+def _shown_count(layer: gpd.GeoDataFrame, extent: tuple[float, float, float, float]) -> str:
+    """"6", or "2 shown; 4 outside the map" when some points fall outside the map extent."""
+    x, y = _site_xy(layer)
+    x0, y0, x1, y1 = extent
+    inside = int(((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)).sum())
+    return str(len(layer)) if inside == len(layer) else f"{inside} shown; {len(layer) - inside} outside the map"
+
+
+def _ids(rules: Any, kind: str) -> str:
+    """" (ZJ-UNIT)": the rule set's rule ids of ``kind`` for a label, "" when it has none."""
+    ids = "/".join(r.id for r in rules.by_kind(kind))
+    return f" ({ids})" if ids else ""
+
+
+def _radius_ids(rules: Any, speed_kmh: float, *, owed: bool) -> str:
+    """Rule ids of the bands that owe (``owed``) or do not owe a radius, "ZJ-R500/ZJ-R1000"."""
+    return "/".join(dict.fromkeys(b.rule_id for b in rules.bands if (b.radius_at(speed_kmh) is not None) == owed))
 
 
 def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any, demand: Any,
@@ -302,6 +329,8 @@ def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any,
     cells = layers["demand_cells"]
     extent = _map_extent(demand)
     ex, new = layers["facilities_existing"], layers["facilities_new"]
+    owed = _radius_ids(rules, scenario.speed_kmh(), owed=True)
+    free = _radius_ids(rules, scenario.speed_kmh(), owed=False)
     panels = (("规划前 before", "covered_before", ex, None), ("规划后 after", "covered_after",
                                                              ex[ex["action"] != "closed"], new))
     for k, (label, column, exist, built) in enumerate(panels):
@@ -321,7 +350,7 @@ def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any,
         Patch(facecolor=COVER_COLOURS["covered"], label="已覆盖 covered (institution within the owed radius)"),
         Patch(facecolor=COVER_COLOURS["not_covered"], label="未覆盖 not covered"),
         Patch(facecolor=COVER_COLOURS["uncoverable"], label="无法覆盖 uncoverable (no site within radius)"),
-        Patch(facecolor=COVER_COLOURS["no_radius"], label="低密度 no radius owed (ZJ-LOW)"),
+        Patch(facecolor=COVER_COLOURS["no_radius"], label="无半径 no radius owed" + (f" ({free})" if free else "")),
         Line2D([], [], linestyle="none", label="现有机构 existing institution", **EXISTING_STYLE),
         Line2D([], [], linestyle="none", label="新建机构 new institution", **NEW_STYLE),
         Line2D([], [], linestyle="none", label="关闭 closed", **CLOSED_STYLE),
@@ -329,17 +358,21 @@ def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any,
     ]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.025), ncol=4, fontsize=8.5,
                frameon=False)
-    rule_ids = "/".join(b.rule_id for b in rules.bands if b.radius_at(scenario.speed_kmh()))
-    _titles(fig, f"服务半径覆盖 · Coverage before vs after ({rule_ids})", scenario, rules, reach,
-            demand.cells.crs)
+    what = f"({owed})" if owed else f"— 规则集 {rules.name} 无服务半径规则 no radius rule applies"
+    _titles(fig, f"服务半径覆盖 · Coverage before vs after {what}", scenario, rules, reach, demand.cells.crs)
     return fig
 
 
 def map_bed_deficit(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any, demand: Any,
                     reach: Any) -> Figure:
-    """Map (c): beds short of ZJ-BEDS per planning unit, before vs after (shared colour scale)."""
+    """Map (c): beds short of the beds rule (ZJ-BEDS) per planning unit, before vs after (shared colour scale).
+
+    A rule set without a beds-per-elderly rule owes no beds: the map says so instead of "met".
+    """
     fig = Figure(figsize=DOUBLE_SIZE)
     units = layers["planning_units"]
+    beds_rule = "/".join(r.id for r in rules.by_kind("beds_per_unit"))
+    ok = "达标 met" if beds_rule else "无床位要求 none owed"
     extent = _map_extent(demand)
     top = max(1, int(units[["deficit_bef", "deficit_aft"]].to_numpy().max(initial=0)))
     bounds = _deficit_bounds(top)
@@ -350,19 +383,21 @@ def map_bed_deficit(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: A
         ax = fig.add_axes((0.015 + k * 0.495, 0.17, 0.48, 0.66))
         units.plot(ax=ax, column=column, cmap=cmap, norm=norm, edgecolor="#333333", linewidth=1.2)
         _frame(ax, extent, demand.cells.crs)
-        texts = [f"{n}\n缺 {int(v)} 床 short" if v > 0 else f"{n}\n达标 met"
+        texts = [f"{n}\n缺 {int(v)} 床 short" if v > 0 else f"{n}\n{ok}"
                  for n, v in zip(units["name"], units[column], strict=True)]
         place_unit_labels(ax, units, texts)
         ax.set_title(f"{label}: 缺口合计 total short {int(units[column].sum())} 床 beds", fontsize=11)
     cax = fig.add_axes((0.3, 0.085, 0.4, 0.025), label="colorbar")
     sm = _scalar_mappable(cmap, norm)
     bar = fig.colorbar(sm, cax=cax, orientation="horizontal", spacing="uniform")
-    ratio = rules.param("beds_per_unit", "beds_per_10k", 300)
-    bar.set_label(f"床位缺口 beds short of ZJ-BEDS ({ratio} beds per 10,000 elderly)", fontsize=9)
+    ratio = rules.param("beds_per_unit", "beds_per_10k")
+    bar.set_label(f"床位缺口 beds short of {beds_rule} ({ratio:g} beds per 10,000 elderly)" if beds_rule else
+                  f"规则集 rule set {rules.name} has no beds-per-elderly rule: no unit owes beds", fontsize=9)
     bar.set_ticks([0.25, *bounds[2:]])
-    bar.set_ticklabels(["0 达标 met", *[f"{b:.0f}" for b in bounds[2:-1]], f"{top}"])
+    bar.set_ticklabels([f"0 {ok}", *[f"{b:.0f}" for b in bounds[2:-1]], f"{top}"])
     bar.ax.tick_params(labelsize=8)
-    _titles(fig, "规划单元床位缺口 · Bed deficit per planning unit (ZJ-BEDS)", scenario, rules, reach,
+    what = f"({beds_rule})" if beds_rule else f"— 规则集 {rules.name} 无床位规则 no beds rule"
+    _titles(fig, f"规划单元床位缺口 · Bed deficit per planning unit {what}", scenario, rules, reach,
             demand.cells.crs)
     return fig
 
@@ -442,7 +477,7 @@ def chart_coverage_curve(curve: Any, scenario: Any, rules: Any, reach: Any) -> F
     fig = Figure(figsize=(8, 5.2))
     ax = fig.add_axes((0.1, 0.14, 0.78, 0.68))
     ax.plot(x, 100 * ok["covered_share"].to_numpy(dtype=float), "o-", color="#1a9850",
-            label="覆盖率 covered share (ZJ-R500/ZJ-R1000)")
+            label=f"覆盖率 covered share ({_radius_ids(rules, scenario.speed_kmh(), owed=True)})")
     ax.set_ylim(0, 100)
     ax.set_ylabel("覆盖老年人比例 elderly covered within their radius (%)")
     ax.set_xlabel("新建机构数 new sites allowed" if by_sites else "预算 budget (百万元 million CNY)")

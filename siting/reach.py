@@ -58,7 +58,7 @@ from .network import Snap, StreetGraph, graph_sha256, load_graph, snap
 log = logging.getLogger(__name__)
 
 MIN_STORED_DISTANCE_M = 1e-3  # a site at the cell centre is stored as 1 mm, never as 0
-CACHE_VERSION = "reach-v1"
+CACHE_VERSION = "reach-v2"  # v2: snap notes point to tables/off_network.csv
 MAX_RADIUS_GROUPS = 32  # more distinct radii are bucketed, queried at the bucket maximum
 DIJKSTRA_BLOCK = 20_000_000  # float64 entries per Dijkstra chunk (sources × nodes), ~160 MB
 DETOUR_MIN_STRAIGHT_M = 100.0  # detour ratios only for pairs at least this far apart
@@ -456,16 +456,20 @@ def _detour_median(dist: sparse.csr_array, cell_xy: np.ndarray, site_xy: np.ndar
 
 def _snap_notes(cell_snap: Snap, site_snap: Snap, cells_island: np.ndarray, sites_island: np.ndarray,
                 spec: Any) -> list[str]:
-    """Sentences for the report about cells/sites the network could not serve."""
+    """Sentences for the report about cells/sites the network could not serve.
+
+    The report lists them (``Reach.cells_unsnapped`` / ``sites_unsnapped``) in its table
+    ``tables/off_network.csv``, which the sentences point to.
+    """
     notes = []
     for what, s, island in (("cell", cell_snap, cells_island), ("site", site_snap, sites_island)):
         far = int((~s.snapped).sum())
         if far:
             notes.append(f"{far} {what}(s) lie more than {spec.snap_limit_m:g} m from the {spec.kind} "
-                         f"network: no network reach for them (listed in {what}s_unsnapped)")
+                         "network: no network reach for them (listed in tables/off_network.csv)")
         if island.size:
             notes.append(f"{island.size} {what}(s) snap to a street island cut off from the main "
-                         f"{spec.kind} network (listed in {what}s_unsnapped)")
+                         f"{spec.kind} network (listed in tables/off_network.csv)")
     return notes
 
 

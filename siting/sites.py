@@ -32,6 +32,8 @@ from ._layers import read_layer
 
 log = logging.getLogger(__name__)
 
+ASSUMED_BEDS_NOTE = "existing institution(s) have ASSUMED bed counts"  # the report lists them by name instead
+GAP_NOTE = "candidate(s) added at the centre of cells no generated site reached (candidates.generate.fill_gaps"
 NEAR_HOSPITAL_M = 300.0  # ZJ-HOSP "毗邻": within this straight-line distance of a hospital
 HOSPITAL_TAGS = ("amenity", "building", "healthcare", "landuse")
 GCJ_MIN_FACILITIES = 3
@@ -481,11 +483,13 @@ def add_gap_candidates(scenario: Any, demand: Any, sites: Sites, cells: np.ndarr
                              crs=sites.crs)
     table["beds"] = table["beds"].astype(np.int64)
     table["cost_open"] = table["cost_open"].astype(np.float64)
-    note = (f"{len(picked)} candidate(s) added at the centre of cells no generated site reached "
-            "(candidates.generate.fill_gaps)")
+    passes = [*sites.meta.get("gap_candidates_per_pass", ()), len(picked)]
+    how = f"; {' + '.join(map(str, passes))} in {len(passes)} passes" if len(passes) > 1 else ""
+    note = f"{sum(passes)} {GAP_NOTE}{how})"  # one note for every pass, not one per pass
     meta = {**sites.meta, "n_candidates": int(sites.meta.get("n_candidates", 0)) + len(picked),
-            "n_gap_candidates": int(sites.meta.get("n_gap_candidates", 0)) + len(picked)}
-    return Sites(table=table[COLUMNS], crs=sites.crs, meta=meta, notes=(*sites.notes, note), hospitals=hospitals)
+            "n_gap_candidates": sum(passes), "gap_candidates_per_pass": passes}
+    notes = (*(n for n in sites.notes if GAP_NOTE not in n), note)
+    return Sites(table=table[COLUMNS], crs=sites.crs, meta=meta, notes=notes, hospitals=hospitals)
 
 
 def build(scenario: Any, demand: Any) -> Sites:
@@ -522,8 +526,8 @@ def build(scenario: Any, demand: Any) -> Sites:
         notes.append(f"{outside} existing institution(s) lie outside the study area; kept, since they "
                      "can serve elderly inside it")
     if existing["beds_assumed"].any():
-        notes.append(f"{int(existing['beds_assumed'].sum())} existing institution(s) have ASSUMED bed "
-                     f"counts ({scenario.existing_facilities.default_beds} each; no bed data)")
+        notes.append(f"{int(existing['beds_assumed'].sum())} {ASSUMED_BEDS_NOTE} "
+                     f"({scenario.existing_facilities.default_beds} each; no bed data)")
     meta = {"n_existing": len(existing), "n_existing_outside_study_area": outside, "n_candidates": len(cands),
             "candidates_mode": scenario.candidates.mode, "near_hospital_m": NEAR_HOSPITAL_M,
             "n_hospitals": None if hospitals is None else len(hospitals), "gcj02_suspected": gcj is not None}

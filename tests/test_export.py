@@ -239,7 +239,7 @@ def test_empty_new_sites_layer(tmp_path):
     new = gpd.read_file(tmp_path / "layers.gpkg", layer="facilities_new")
     assert len(new) == 0
     assert list(pyogrio.read_info(tmp_path / "layers.gpkg", layer="facilities_new")["fields"]) == [
-        "site_id", "beds", "unit_id", "cost"]
+        "site_id", "beds", "nursing_beds", "dementia_beds", "unit_id", "cost"]
 
 
 def test_unknown_format_and_crs(run, tmp_path):
@@ -254,3 +254,19 @@ def test_plan_of_another_grid_is_refused(run, tmp_path):
     bad = run._replace(plan=short)
     with pytest.raises(DataError, match=r"plan\.covered_after has 60 entries but the demand grid has 61"):
         export.write_layers(tmp_path, *_args(bad))
+
+
+def test_nursing_beds_are_exported_when_the_model_types_them(run, tmp_path):
+    """ZJ-NURSE enforced: each new site's nursing beds reach the layers (GeoPackage and Shapefile)."""
+    new = run.plan.new_sites.assign(nursing_beds=[18, 17, 18])
+    existing = run.plan.existing.assign(nursing_beds_added=[0, 18])
+    typed = run._replace(plan=replace(run.plan, new_sites=new, existing=existing))
+    export.write_layers(tmp_path / "a", *_args(typed), formats=("gpkg", "shp"))
+    gpkg = gpd.read_file(tmp_path / "a" / "layers.gpkg", layer="facilities_new")
+    assert gpkg["nursing_beds"].tolist() == [18, 17, 18] and gpkg["dementia_beds"].isna().all()
+    shp = gpd.read_file(tmp_path / "a" / "shp" / "facilities_new.shp")
+    assert shp["nurs_beds"].tolist() == [18, 17, 18]
+    ex = gpd.read_file(tmp_path / "a" / "layers.gpkg", layer="facilities_existing")
+    assert ex["nursing_added"].tolist() == [0, 18]
+    export.write_layers(tmp_path / "b", *_args(run), formats=("gpkg",))  # not enforced: NULL, not 0
+    assert gpd.read_file(tmp_path / "b" / "layers.gpkg", layer="facilities_new")["nursing_beds"].isna().all()

@@ -202,3 +202,43 @@ def test_a_few_sites_keep_the_style_unchanged():
     fig = Figure(figsize=maps.SINGLE_SIZE)
     ax = fig.add_axes((0.03, 0.14, 0.94, 0.74))
     assert maps.scaled_marker(ax, maps.EXISTING_STYLE, 200) == maps.EXISTING_STYLE
+
+
+def _legend(fig: Figure) -> list[str]:
+    return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+
+
+def test_density_legend_counts_what_is_drawn(run):
+    """An institution outside the map extent is not counted as drawn (audit: "existing institution (6)", 2 drawn)."""
+    from shapely.geometry import Point
+
+    t = run.sites.table.copy()
+    t.loc[t["site_id"] == "E01", ["x", "y"]] = (520_000.0, 3_340_000.0)  # 20 km east of the study area
+    t.loc[t["site_id"] == "E01", "geometry"] = Point(520_000.0, 3_340_000.0)
+    far = run._replace(sites=replace(run.sites, table=t))
+    with _fonts.cjk_rc():
+        fig = maps.map_density_bands(export.build_layers(*far), far.scenario, far.rules, far.demand, far.reach)
+    labels = _legend(fig)
+    assert "现有机构 existing institution (1 shown; 1 outside the map)" in labels
+    assert "新建机构 new institution (3)" in labels and "规划单元 planning unit (ZJ-UNIT)" in labels
+
+
+def test_map_labels_cite_the_active_rule_set(run):
+    """Rule ids come from the rule set: none of Zhejiang's under another set, and plain words when none applies."""
+    from siting.rules import load_rule_set
+
+    other = load_rule_set("dawukou-2023")  # one band without a radius, no beds rule
+    cells = run.demand.cells.assign(band="all", rule_id="DWK-CENTRE", radius_m=float("nan"))
+    plan = replace(run.plan, covered_before=run.plan.covered_before & False,
+                   covered_after=run.plan.covered_after & False, uncoverable=run.plan.uncoverable & False)
+    dwk = run._replace(rules=other, demand=replace(run.demand, cells=cells), plan=plan)
+    layers = export.build_layers(*dwk)
+    with _fonts.cjk_rc():
+        cover = maps.map_coverage(layers, dwk.scenario, other, dwk.demand, dwk.reach)
+        beds = maps.map_bed_deficit(layers, dwk.scenario, other, dwk.demand, dwk.reach)
+    text = _texts(cover) + "\n".join(_legend(cover)) + _texts(beds)
+    text += "\n".join(ax.get_xlabel() for ax in beds.axes)
+    assert "ZJ-" not in text and "()" not in text and "100.0%" not in text and "0/0" not in text
+    assert "no radius rule applies" in text and "no cell is owed a radius" in text
+    assert "无半径 no radius owed (DWK-CENTRE)" in _legend(cover)
+    assert "no beds rule" in text and "has no beds-per-elderly rule" in text

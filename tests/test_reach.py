@@ -237,9 +237,10 @@ def test_build_network_on_tiny_graph(tmp_path, scenario):
     assert r.sites_unsnapped.tolist() == [1]  # island site
     assert r.meta["cells_on_island"] == [2] and r.meta["n_cells_beyond_snap_limit"] == 1
     assert r.meta["notes"] == [
-        "1 cell(s) lie more than 300 m from the walk network: no network reach for them (listed in cells_unsnapped)",
-        "1 cell(s) snap to a street island cut off from the main walk network (listed in cells_unsnapped)",
-        "1 site(s) snap to a street island cut off from the main walk network (listed in sites_unsnapped)",
+        "1 cell(s) lie more than 300 m from the walk network: no network reach for them "
+        "(listed in tables/off_network.csv)",
+        "1 cell(s) snap to a street island cut off from the main walk network (listed in tables/off_network.csv)",
+        "1 site(s) snap to a street island cut off from the main walk network (listed in tables/off_network.csv)",
     ]
     assert r.meta["graph_sha256"] and r.meta["speed_kmh"] == 4.5 and r.meta["mode"] == "network"
     again = reach_mod.build(_network(scenario, graph), demand, sites, cache_dir=tmp_path / "c")

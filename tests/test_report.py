@@ -244,7 +244,8 @@ def test_csv_columns_are_stable_and_cite_rules(run, tmp_path):
     assert all(r["quote_zh"] and r["source"] for r in rules)
     new = _csv(t / "new_facilities.csv")
     assert [n["site_id"] for n in new] == ["C01", "C02", "C03"]
-    assert new[2]["newly_covered_by_rule"] == "ZJ-R500: 360"  # three U3 high cells of 120 elderly
+    assert new[2]["newly_covered_ZJ-R500"] == "360"  # three U3 high cells of 120 elderly
+    assert new[2]["newly_covered_ZJ-R1000"] == "0" and "newly_covered_by_rule" not in new[2]  # numbers, not text
     assert _csv(t / "uncoverable.csv")[0]["cell_id"] == "16"
     assert [e["action"] for e in _csv(t / "existing_facilities.csv")] == ["kept", "expanded"]
 
@@ -260,7 +261,7 @@ def test_markdown_sections_and_rule_ids(run, tmp_path):
         assert any(word in h for h in heads), word
     assert "需配床位 [ZJ-BEDS] Beds required" in md
     assert "[assumed_beds]" in md and "清波颐养院 (20)" in md
-    assert "no candidate within 500 m of 1 cell(s) (55 elderly) in U3 小营街道" in md
+    assert "no site within 500 m of 1 cell(s) (55 elderly) in U3 小营街道" in md
     assert "add candidates near (501650, 3340050)" in md
     assert "✗ NOT MET 未满足" in md
 
@@ -305,3 +306,106 @@ def test_infeasible_plan_says_what_to_change(run, tmp_path):
     assert "ZJ-BEDS: unit U3 needs 36 beds" in md and "| 36 |" in md  # sentence, then the problems table
     assert "add candidate sites near (501650, 3340050)" in md and "uncoverable: cells = 1; elderly = 55" in md
     assert _check(r, "ZJ-BEDS")["status"] == "not_met"
+
+
+# ---------------------------------------------------------------- one rounding rule (audit defect 2)
+
+
+@pytest.mark.parametrize("parts", [[0.6, 0.6], [2206.5], [79440.46, 2.81, 0.0], [1.5, 1.5, 1.0], [0.2] * 9,
+                                   [24890.51, 7919.46, 2090.11]])
+def test_parts_are_rounded_together_and_add_up(parts):
+    from siting._report_html import round_count, round_parts
+
+    got = round_parts(parts)
+    assert sum(got) == round_count(sum(parts))  # the printed parts add up to the printed total
+    assert all(g <= round_count(sum(parts)) for g in got)
+    assert all(abs(g - p) < 1 for g, p in zip(got, parts, strict=True))  # each part moves by less than 1
+    assert round_count(2206.5) == 2207 and round_count(24890.49) == 24890  # half up, once
+
+
+def test_rounded_numbers_agree_between_tables_sentences_and_summary(run, tmp_path):
+    s = _summary(run)
+    assert sum(b["elderly"] for b in s["bands"].values()) == s["elderly_total"]
+    assert sum(u["elderly"] for u in s["planning_units"]) == s["elderly_total"]
+    assert all(isinstance(b[k], int) for b in s["bands"].values() for k in ("elderly", "covered_after"))
+    high = s["bands"]["high"]
+    assert f"{high['covered_after']:,} of {high['elderly']:,} elderly in band high" in _check(run, "ZJ-R500")["detail"]
+    _write(run, tmp_path)
+    for row in _csv(tmp_path / "tables" / "new_facilities.csv"):
+        parts = [int(v) for k, v in row.items() if k.startswith("newly_covered_") and k != "newly_covered_elderly"]
+        assert sum(parts) == int(row["newly_covered_elderly"])
+
+
+# ---------------------------------------------------------------- assumptions behind "met" (audit defect 4)
+
+
+def _with_nursing(run):
+    """The plan as the model writes it when ZJ-NURSE is enforced: nursing beds per new site and expansion."""
+    new = run.plan.new_sites.assign(nursing_beds=18)
+    existing = run.plan.existing.assign(nursing_beds_added=[0, 18])
+    return run._replace(plan=replace(run.plan, new_sites=new, existing=existing))
+
+
+def test_nursing_rule_met_only_on_an_assumption_says_so(run, tmp_path):
+    r = _with_nursing(run)
+    c = _check(r, "ZJ-NURSE")  # 150 beds after: ceil(0.58 × 150) = 87; the plan adds 120, 72 nursing
+    assert c["status"] == "met"
+    assert c["assumption"].startswith("at least 15 of the 30 existing beds (50 %) are nursing-type")
+    assert "beds the plan adds: 72 of 120 nursing-type" in c["detail"]
+    s = _summary(r)
+    assert [f["nursing_beds"] for f in s["new_facilities"]] == [18, 18, 18]
+    jsonschema.validate(json.loads(report.dumps_summary(s)), SCHEMA, cls=jsonschema.Draft202012Validator)
+    report.write_reports(tmp_path, s, *r)
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| ZJ-NURSE | enforced | ✓ met on an assumption 假设下满足 |" in md
+    assert "met only on an assumption: ZJ-NURSE" in md and "护理型床位 [ZJ-NURSE] Nursing-type beds" in md
+    rules = {row["id"]: row for row in _csv(tmp_path / "tables" / "rules.csv")}
+    assert rules["ZJ-NURSE"]["status"] == "met" and rules["ZJ-NURSE"]["assumption"] == c["assumption"]
+    assert [row["nursing_beds"] for row in _csv(tmp_path / "tables" / "new_facilities.csv")] == ["18"] * 3
+    assert [row["nursing_beds_added"] for row in _csv(tmp_path / "tables" / "existing_facilities.csv")] == ["0", "18"]
+
+
+def test_nursing_rule_not_met_when_even_all_existing_beds_would_not_do(run):
+    r = _with_nursing(run)
+    r = r._replace(plan=replace(r.plan, new_sites=r.plan.new_sites.assign(nursing_beds=0)))
+    c = _check(r, "ZJ-NURSE")  # 87 needed, 18 added, 30 existing: 69 > 30
+    assert c["status"] == "not_met" and "more than there are" in c["detail"] and "assumption" not in c
+
+
+# ---------------------------------------------------------------- readable sections (audit defects 5, 6)
+
+
+def test_no_raw_python_dicts_in_solver_and_diagnosis_sections(run, tmp_path):
+    r = with_infeasible(run)
+    diag = {**r.plan.diagnosis, "limits": {"budget": {"budget": 1e6, "min_budget": 2.5e6}},
+            "uncoverable": {"count": 1, "elderly": 55.0, "listed": 1,
+                            "cells": [{"cell_id": 16, "x": 501650.0, "elderly": 55.0, "rule_id": "ZJ-R500"}]}}
+    stages = [{"stage": "min_cost", "status": "optimal", "objective": 811800000.0,
+               "warm_start": {"objective": 818400000.0, "seconds": 0.005}}]
+    solver = replace(r.plan.solver, options={**r.plan.solver.options, "stages": stages})
+    r = r._replace(plan=replace(r.plan, diagnosis=diag, solver=solver))
+    report.write_reports(tmp_path, _summary(r), *r)
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "{'" not in md and "[{" not in md
+    assert "limits: budget = (budget = 1,000,000; min_budget = 2,500,000)" in md
+    assert "*uncoverable: cells*" in md and "| ZJ-R500 | 16 | 501,650 | 55 |" in md
+    assert "*选项 Option stages*" in md
+    assert "| min_cost | optimal | 811,800,000 | objective = 818,400,000 |" in md  # timings: manifest.json
+
+
+def test_sites_off_the_network_are_listed_where_the_note_points(run, tmp_path):
+    meta = {**run.reach.meta, "snap_limit_m": 300.0, "network_kind": "walk", "sites_on_island": [3]}
+    off = run._replace(reach=replace(run.reach, mode="network", sites_unsnapped=np.array([0, 3])), )
+    off = off._replace(reach=replace(off.reach, meta=meta))
+    report.write_reports(tmp_path, _summary(off), *off)
+    rows = _csv(tmp_path / "tables" / "off_network.csv")
+    assert [(r["what"], r["id"], r["kind"]) for r in rows] == [("site", "E01", "existing"),
+                                                               ("site", "C02", "candidate")]
+    assert rows[0]["reason"] == "more than 300 m from the walk network"
+    assert rows[1]["reason"] == "on a street island cut off from the main network"
+
+
+def test_uncoverable_advice_names_the_nearest_site_and_why_it_does_not_reach(run):
+    c = _check(run, "ZJ-R500")  # cell 16 at (501650, 3340050): nearest site C03, beyond 500 m
+    assert "add candidates near (501650, 3340050): the nearest site, C03" in c["detail"]
+    assert "beyond the 500 m radius" in c["detail"]
