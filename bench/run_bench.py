@@ -19,7 +19,7 @@ Variants (ablations): ``plain`` = one MILP on the unreduced matrix via
 default path with one lever of ``siting.optimize.Levers`` switched off (``_LEVERS`` lists those
 that apply to each problem; e.g. ``no_window_search``, ``no_components``); ``noreduce`` =
 ``plan(reduce=False)`` for the full model; ``nocuts`` = ``plan(cuts=False)`` (no rows implied by
-ZJ-BEDS, ``siting._cuts``); ``nohull`` = ``plan(cuts={"mir"})`` (MIR rows, no count hull rows);
+ZJ-BEDS, ``siting._cuts``); ``hull`` = ``plan(cuts={"mir", "hull"})`` (MIR and count hull rows);
 ``nostart`` = full-budget without the max-coverage start (``siting._warmstart.coverage_start``) and its own bound.
 
 spopt: ``LSCP/MCLP.from_cost_matrix`` on the dense 0/1 matrix (1 = beyond the cell's own
@@ -59,7 +59,7 @@ _LEVERS = {"lscp": ("identical_rows", "dominated_rows", "dominated_cols", "force
            "mclp": ("identical_rows", "dominated_cols", "singleton_rows", "warm_start", "window_search", "own_bound")}
 _VARIANTS = {"lscp": ("plain", *(f"no_{lv}" for lv in _LEVERS["lscp"])),
              "mclp": ("plain", *(f"no_{lv}" for lv in _LEVERS["mclp"])),
-             "full": ("noreduce", "nocuts", "nohull"), "full-network": ("noreduce", "nocuts", "nohull"),
+             "full": ("noreduce", "nocuts", "hull"), "full-network": ("noreduce", "nocuts", "hull"),
              "full-budget": ("nostart",)}
 BUDGET_PER_CELL = 100_000.0  # full-budget: CNY per demand cell (5e9 at 50k, 2e10 at 200k: about half the cells owed
 # a radius can be reached)
@@ -199,7 +199,7 @@ def _full(case: dict, inst: Any) -> dict:
         _warmstart.coverage_start = lambda *a, **k: None  # ablation only, in this child process
     t = time.perf_counter()
     reduce = case["variant"] != "noreduce"
-    cuts: bool | set[str] = {"nocuts": False, "nohull": {"mir"}}.get(case["variant"], True)
+    cuts: bool | set[str] = {"nocuts": False, "hull": {"mir", "hull"}}.get(case["variant"], True)
     problem, idx = sm.build_problem(scen, pi.rules, pi.demand, pi.sites, reach, reduce=reduce, cuts=cuts)
     t_build = time.perf_counter() - t
     del problem, idx
@@ -435,7 +435,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "every variant, the others for the default path)")
     ap.add_argument("--variants", default="", help="ablations: plain or no_<lever> (lscp/mclp; levers: "
                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in _LEVERS.items())
-                    + "), noreduce, nocuts or nohull (full), nostart (full-budget), or all_levers (every no_<lever>)")
+                    + "), noreduce, nocuts or hull (full), nostart (full-budget), or all_levers (every no_<lever>)")
     ap.add_argument("--street-m", type=float, default=100.0, help="street lattice spacing, full-network")
     ap.add_argument("--time-limit", type=float, default=FULL_LIMIT_S, help="full model: solver limit (s)")
     ap.add_argument("--report", action="store_true", help="print the table of --out (every run) and exit")

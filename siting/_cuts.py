@@ -121,7 +121,8 @@ def mir_rows(rows: sparse.csr_array, rhs: np.ndarray, integer: np.ndarray,
 # ``sum_i (a_i - slope) y_i >= B(n1) - slope * n1`` over the unit's module columns y_i (a_i their
 # beds), and ``sum_i y_i >= n_min`` bounds the count from below. Together these rows are the LP
 # hull of the unit's (sites, beds) pairs: measured at 50k cells the root LP rises from 2.0112e10
-# (MIR rows) to 2.0201e10 CNY (optimum 2.0285e10), bench/RESULTS.md "Sixth session".
+# (MIR rows) to 2.0202e10 CNY (optimum 2.0285e10). HiGHS nevertheless solved the benchmark cities
+# slower with them, so siting.model adds them only on request (bench/RESULTS.md, "Sixth session").
 
 
 def _least_sums(sizes: tuple[float, ...], n_max: int, need: float,

@@ -21,7 +21,7 @@ Rows
     beds_mir:  rows implied by each beds row (mixed-integer rounding, :mod:`siting._cuts`; no new rule:
                the same integer plans, a tighter LP; left out with ``cuts=False`` or a deficit column)
     beds_hull: per unit, the LP hull of (new sites, their beds) (:func:`siting._cuts.count_hull_rows`;
-               implied by each beds row like beds_mir, and left out in the same cases)
+               implied by each beds row like beds_mir; only with ``cuts={"mir", "hull"}``)
     transfer:  sum_u g_su <= beds_s;  capacity: sum_r a_rs <= beds_s × 10,000 / beds_per_10k
     subdistrict, nursing, dementia, budget, n_sites rows when those apply.
 
@@ -61,10 +61,12 @@ Tighter LP (``cuts=True``): each ZJ-BEDS row gets its mixed-integer rounding row
 :mod:`siting._cuts`). They hold for every plan that meets the row, so the optimum is unchanged, but the LP
 no longer buys a fraction of a module: at 200k cells × 20k sites the 60 s gap fell from 1.43 % to
 0.34 % and 50k cells × 5k sites is proven optimal within the minute (bench/RESULTS.md, "Fifth session").
-Each unit also gets its count hull rows (``beds_hull``): the least beds n new sites can hold is not
-convex in n (230 beds: 2 sites hold 250, 3 hold 260, 4 hold 240), and the rows give the LP the convex
-envelope instead of a mix of counts and sizes no plan has. They raise the root LP at 50k from 2.0112e10
-to 2.0201e10 CNY (optimum 2.0285e10) — "Sixth session" in bench/RESULTS.md for what they do to the solve.
+On request (``cuts={"mir", "hull"}``) each unit also gets its count hull rows (``beds_hull``): the
+least beds n new sites can hold is not convex in n (230 beds: 2 sites hold 250, 3 hold 260, 4 hold
+240), and the rows give the LP the convex envelope instead of a mix of counts and sizes no plan has.
+They raise the root LP at 50k from 2.0112e10 to 2.0202e10 CNY (optimum 2.0285e10), yet HiGHS solved
+slower with them (10k: 29.9 s vs 14.8 s over seeds 0–2; 50k: gap 0.091 % vs 0.007 % at 60 s; 200k:
+0.272 % vs 0.283 %), so they are not on by default (bench/RESULTS.md, "Sixth session").
 
 Reductions (coverage rows, ``reduce=True``): rows already met by an existing site that cannot
 close are dropped; identical rows are merged (their elderly summed); in a hard covering, a
@@ -104,6 +106,7 @@ SIDE_SEARCH_MIN_S = 10.0  # a shorter limit leaves the side search no time after
 SIDE_SEARCH_MARGIN_S = 1.0  # the side search is due this long before the primary stage's limit
 
 CUT_FAMILIES = frozenset({"mir", "hull"})  # rows implied by ZJ-BEDS (siting._cuts): MIR, count hull
+DEFAULT_CUTS = frozenset({"mir"})  # cuts=True; the hull rows lift the LP but slowed the solve (bench/RESULTS.md)
 _Stage = tuple[str, np.ndarray, Literal["min", "max"]]  # (name, objective vector, sense) of a lexicographic stage
 
 
@@ -547,7 +550,7 @@ def _neighbour_pairs(demand: Any, sites: Any, inp: _Inputs, distance_m: float) -
 
 
 def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None,
-                deficit_obj: bool, cuts: frozenset[str] = CUT_FAMILIES) -> tuple[np.ndarray, np.ndarray]:
+                deficit_obj: bool, cuts: frozenset[str] = DEFAULT_CUTS) -> tuple[np.ndarray, np.ndarray]:
     """ZJ-BEDS rows: beds located in unit u (+ neighbour transfers) >= required_u; their MIR rows."""
     inp, nu = b.inp, len(req)
     ts, tc, tv = b.site_beds_terms()
@@ -580,9 +583,9 @@ def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]
 
 
 def _cut_families(cuts: bool | Collection[str]) -> frozenset[str]:
-    """``True`` -> every family, ``False`` -> none, else the named ones (checked)."""
+    """``True`` -> the default families (MIR), ``False`` -> none, else the named ones (checked)."""
     if isinstance(cuts, bool):
-        return CUT_FAMILIES if cuts else frozenset()
+        return DEFAULT_CUTS if cuts else frozenset()
     out = frozenset(cuts)
     if not out <= CUT_FAMILIES:
         raise ValueError(f"unknown cut families {sorted(out - CUT_FAMILIES)}; use {sorted(CUT_FAMILIES)}")
@@ -706,7 +709,7 @@ def build_problem(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any
     ``kind``/``budget``/``n_sites`` override the scenario's objective (coverage-curve points,
     diagnosis). ``reduce=False`` keeps every coverage row (tests compare both); ``cuts=False``
     leaves out the rows implied by ZJ-BEDS (``beds_mir``, ``beds_hull``; the benchmark's ``nocuts``
-    ablation), ``cuts={"mir"}`` keeps only the MIR rows (``nohull``).
+    ablation); ``cuts={"mir", "hull"}`` adds the count hull rows (``beds_hull``; the ``hull`` variant).
     """
     obj = scenario.objective
     kind = kind or obj.kind
@@ -1152,7 +1155,8 @@ def plan(scenario: Any, rules: Any, demand: Any, sites: Any, reach: Any, *, redu
     Never raises for an infeasible plan: returns a Plan with ``solver.status == "infeasible"``
     and a JSON-serialisable ``diagnosis`` (see :mod:`siting.diagnose`). ``reduce=False`` keeps
     every coverage row (see :func:`build_problem`; the benchmark's ``noreduce`` ablation);
-    ``cuts=False`` leaves out the rows implied by ZJ-BEDS (``nocuts``; ``{"mir"}``: ``nohull``).
+    ``cuts=False`` leaves out the rows implied by ZJ-BEDS (``nocuts``); ``{"mir", "hull"}`` adds the
+    count hull rows (``hull``).
     """
     from . import diagnose as dg
 

@@ -318,7 +318,7 @@ def test_beds_mir_rows_keep_the_optimum(t: Tiny, close: bool, n_mod: int, neighb
                        costs={"close": 100_000}, rules={"neighbour_beds_distance_m": neighbour},
                        modules={"sizes": sizes})
     objs = t.objects()
-    with_cuts, idx = model.build_problem(sc, RULES, *objs)
+    with_cuts, idx = model.build_problem(sc, RULES, *objs, cuts={"mir", "hull"})
     without, idx0 = model.build_problem(sc, RULES, *objs, cuts=False)
     assert "beds_mir" not in idx0.rows and "beds_hull" not in idx0.rows
     assert with_cuts.A.shape[1] == without.A.shape[1]  # rows only: no new columns
@@ -363,15 +363,15 @@ def test_count_hull_rows_lift_the_lp_of_a_unit_that_coverage_spreads() -> None:
              unit_boxes=((-100, -100, 1800, 100),), unit_sub=("S0",))
     sc = make_scenario(modules={"sizes": [60, 100, 150]}, existing_facilities={"allow_expand": False})
     objs = t.objects()
-    both, idx = model.build_problem(sc, RULES, *objs)
-    mir_only, idx_mir = model.build_problem(sc, RULES, *objs, cuts={"mir"})
+    both, idx = model.build_problem(sc, RULES, *objs, cuts={"mir", "hull"})
+    mir_only, idx_mir = model.build_problem(sc, RULES, *objs)  # the default: MIR rows only
     assert "beds_hull" in idx.rows and "beds_hull" not in idx_mir.rows and "beds_mir" in idx_mir.rows
     a, b = idx.rows["beds"]
     assert both.row_lb[a:b].tolist() == [230.0]
-    best = model.plan(sc, RULES, *objs)
+    best = model.plan(sc, RULES, *objs, cuts={"mir", "hull"})
     assert best.solver.status == "optimal" and len(best.new_sites) >= 3 and best.new_sites["beds"].sum() >= 230
     assert _lp_value(mir_only) < _lp_value(both) <= best.cost_total * (1 + 1e-9)
-    for cuts in (False, {"mir"}):
+    for cuts in (False, True, {"hull"}):
         assert model.plan(sc, RULES, *objs, cuts=cuts).cost_total == pytest.approx(best.cost_total, rel=1e-9)
     with pytest.raises(ValueError, match="unknown cut families"):
         model.build_problem(sc, RULES, *objs, cuts={"gomory"})
