@@ -229,7 +229,10 @@ def _sentence(p: dict[str, Any]) -> str:
         return (f"capacitated coverage: cell {p['cell_id']} has {p['elderly']:.1f} elderly but only "
                 f"{p['capacity_in_reach']:.1f} places within reach")
     if "what" in p:
-        return f"{rule}: {p['what']} cannot reach the required level with the beds that can be built ({p})"
+        return (f"{rule}: {p['required']:,} {p['what']} are required but every candidate and expansion built "
+                f"at its largest size holds only {p['max_new_beds']:,} new beds — add candidate sites "
+                "(candidates), larger module sizes (modules.sizes) or more expansion modules "
+                "(existing_facilities.max_expansion_modules)")
     return f"{rule}: {p.get('note', p)}"
 
 
