@@ -148,9 +148,7 @@ def test_n_sites_sentence_names_the_rules_and_the_fix() -> None:
 
 def test_special_bed_shortfall_sentence_names_figures_and_fields() -> None:
     """A dementia-bed shortfall reads as figures and the fields to change, never as a raw dict."""
-    from siting import diagnose
-
     p = {"rule": "ZJ-DEMENTIA", "what": "dementia beds", "required": 1200, "max_new_beds": 950}
-    text = diagnose.finish({"problems": [p]})["summary"][0]
+    text = dg.finish({"problems": [p]})["summary"][0]
     assert text.startswith("ZJ-DEMENTIA: 1,200 dementia beds are required")
     assert "950 new beds" in text and "modules.sizes" in text and "{" not in text
