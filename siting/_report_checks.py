@@ -69,11 +69,6 @@ def band_radius_m(band: Any, scenario: Any) -> float | None:
     return band.radius_at(scenario.speed_kmh())
 
 
-def rule_ids(ctx: Ctx, kind: str) -> str:
-    """Ids of the rule set's rules of ``kind`` ("ZJ-BEDS"), "" when it has none."""
-    return "/".join(r.id for r in ctx.rules.by_kind(kind))
-
-
 # ---------------------------------------------------------------- counts (one rounding)
 
 
@@ -167,7 +162,7 @@ def _check_unit_size(ctx: Ctx, rule: Any) -> Check:
             f"(target {fmt_n(target)} per unit)") if counts else "no planning units"
     if spec.mode == "auto":
         return Check("met", f"units delineated automatically at about {fmt_n(target)} elderly: {span}")
-    beds = rule_ids(ctx, "beds_per_unit")
+    beds = ctx.rules.kind_ids("beds_per_unit")
     scaled = (f"the bed requirement is scaled by each unit's own elderly ({beds})" if beds
               else f"rule set {ctx.rules.name} has no beds-per-elderly rule to scale")
     return Check("not_applicable", f"not applied: units given as polygons ({spec.layer.path.name}), so their "
@@ -217,16 +212,26 @@ def uncoverable_groups(ctx: Ctx, mask: np.ndarray, whole: int | None = None) -> 
     return g.drop(columns=["wx", "wy"]).reset_index()[cols]
 
 
-def nearest_site(ctx: Ctx, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Id of and straight-line metres to the nearest site (any kind) of each masked cell."""
+def _nearest(ctx: Ctx, mask: np.ndarray, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(site row, straight-line metres) of the nearest site (``among``: a bool mask of the sites
+    to consider; default all) to each masked cell; empty arrays when there is no such site."""
     from scipy.spatial import cKDTree
 
     t = ctx.sites.table
-    n = int(mask.sum())
-    if len(t) == 0:
+    rows = np.arange(len(t)) if among is None else np.flatnonzero(among)
+    if not mask.any() or rows.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    d, j = cKDTree(t[["x", "y"]].to_numpy()[rows]).query(ctx.demand.cells[["x", "y"]].to_numpy()[mask])
+    return rows[np.asarray(j)], np.asarray(d, dtype=float)
+
+
+def nearest_site(ctx: Ctx, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Id of and straight-line metres to the nearest site (any kind) of each masked cell."""
+    rows, d = _nearest(ctx, mask)
+    if rows.size == 0:
+        n = int(mask.sum())
         return np.full(n, "", dtype=object), np.full(n, np.nan)
-    d, j = cKDTree(t[["x", "y"]].to_numpy()).query(ctx.demand.cells[["x", "y"]].to_numpy()[mask])
-    return t["site_id"].astype(str).to_numpy()[np.asarray(j)], np.asarray(d, dtype=float)
+    return ctx.sites.table["site_id"].astype(str).to_numpy()[rows], d
 
 
 def reach_advice(ctx: Ctx, group: Any, radius: float) -> str:
@@ -286,14 +291,7 @@ def _check_no_radius(ctx: Ctx, rule: Any) -> Check:
 
 def nearest_open_distance(ctx: Ctx, mask: np.ndarray) -> np.ndarray:
     """Straight-line metres from each masked cell to the nearest site open after the plan."""
-    from scipy.spatial import cKDTree
-
-    t = ctx.sites.table
-    open_xy = t[["x", "y"]].to_numpy()[np.asarray(ctx.plan.open_after, dtype=bool)]
-    if not mask.any() or len(open_xy) == 0:
-        return np.zeros(0)
-    d, _ = cKDTree(open_xy).query(ctx.demand.cells[["x", "y"]].to_numpy()[mask])
-    return np.asarray(d)
+    return _nearest(ctx, mask, np.asarray(ctx.plan.open_after, dtype=bool))[1]
 
 
 def _institutions_after(ctx: Ctx) -> pd.DataFrame:

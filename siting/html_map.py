@@ -77,7 +77,7 @@ def draw_html(path: Path, scenario: Any, rules: Any, demand: Any, sites: Any, re
                         f"owed: {'—' if row.radius_m != row.radius_m else f'{row.radius_m:,.0f} m'} ({row.rule_id})",
                         f"{cls}; nearest open institution after: "
                         + ("—" if row.dist_after_m != row.dist_after_m else f"{row.dist_after_m:,.0f} m")) + "</rect>")
-    beds_rule = "/".join(r.id for r in rules.by_kind("beds_per_unit"))
+    beds_rule = rules.kind_ids("beds_per_unit")
     owed = (lambda row: f"beds required {row.beds_req} [{beds_rule}]") if beds_rule else (
         lambda _row: f"no beds rule in rule set {rules.name}")
     elderly = round_parts(units["elderly"].to_numpy(dtype=float))  # as in the report's units table

@@ -313,13 +313,8 @@ def _shown_count(layer: gpd.GeoDataFrame, extent: tuple[float, float, float, flo
 
 def _ids(rules: Any, kind: str) -> str:
     """" (ZJ-UNIT)": the rule set's rule ids of ``kind`` for a label, "" when it has none."""
-    ids = "/".join(r.id for r in rules.by_kind(kind))
+    ids = rules.kind_ids(kind)
     return f" ({ids})" if ids else ""
-
-
-def _radius_ids(rules: Any, speed_kmh: float, *, owed: bool) -> str:
-    """Rule ids of the bands that owe (``owed``) or do not owe a radius, "ZJ-R500/ZJ-R1000"."""
-    return "/".join(dict.fromkeys(b.rule_id for b in rules.bands if (b.radius_at(speed_kmh) is not None) == owed))
 
 
 def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any, demand: Any,
@@ -329,8 +324,8 @@ def map_coverage(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: Any,
     cells = layers["demand_cells"]
     extent = _map_extent(demand)
     ex, new = layers["facilities_existing"], layers["facilities_new"]
-    owed = _radius_ids(rules, scenario.speed_kmh(), owed=True)
-    free = _radius_ids(rules, scenario.speed_kmh(), owed=False)
+    owed = rules.radius_ids(scenario.speed_kmh())
+    free = rules.radius_ids(scenario.speed_kmh(), owed=False)
     panels = (("规划前 before", "covered_before", ex, None), ("规划后 after", "covered_after",
                                                              ex[ex["action"] != "closed"], new))
     for k, (label, column, exist, built) in enumerate(panels):
@@ -371,7 +366,7 @@ def map_bed_deficit(layers: dict[str, gpd.GeoDataFrame], scenario: Any, rules: A
     """
     fig = Figure(figsize=DOUBLE_SIZE)
     units = layers["planning_units"]
-    beds_rule = "/".join(r.id for r in rules.by_kind("beds_per_unit"))
+    beds_rule = rules.kind_ids("beds_per_unit")
     ok = "达标 met" if beds_rule else "无床位要求 none owed"
     extent = _map_extent(demand)
     top = max(1, int(units[["deficit_bef", "deficit_aft"]].to_numpy().max(initial=0)))
@@ -477,7 +472,7 @@ def chart_coverage_curve(curve: Any, scenario: Any, rules: Any, reach: Any) -> F
     fig = Figure(figsize=(8, 5.2))
     ax = fig.add_axes((0.1, 0.14, 0.78, 0.68))
     ax.plot(x, 100 * ok["covered_share"].to_numpy(dtype=float), "o-", color="#1a9850",
-            label=f"覆盖率 covered share ({_radius_ids(rules, scenario.speed_kmh(), owed=True)})")
+            label=f"覆盖率 covered share ({rules.radius_ids(scenario.speed_kmh())})")
     ax.set_ylim(0, 100)
     ax.set_ylabel("覆盖老年人比例 elderly covered within their radius (%)")
     ax.set_xlabel("新建机构数 new sites allowed" if by_sites else "预算 budget (百万元 million CNY)")

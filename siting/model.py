@@ -551,7 +551,8 @@ def _neighbour_pairs(demand: Any, sites: Any, inp: _Inputs, distance_m: float) -
 
 def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None,
                 deficit_obj: bool, cuts: frozenset[str] = DEFAULT_CUTS) -> tuple[np.ndarray, np.ndarray]:
-    """ZJ-BEDS rows: beds located in unit u (+ neighbour transfers) >= required_u; their MIR rows."""
+    """ZJ-BEDS rows: beds located in unit u (+ neighbour transfers) >= required_u; the rows they imply
+    (``cuts``: MIR, count hull; :mod:`siting._cuts`)."""
     inp, nu = b.inp, len(req)
     ts, tc, tv = b.site_beds_terms()
     tu = inp.site_unit[ts]
@@ -574,11 +575,15 @@ def _beds_block(b: _Build, req: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]
         v.append(np.ones(nu))
     rr, cc, vv = np.concatenate(r), np.concatenate(c), np.concatenate(v)
     b.rows.add("beds", nu, rr, cc, vv, req - const, np.inf)
-    if not deficit_obj:  # every column of a beds row is then a non-negative integer
+    if not deficit_obj and cuts:  # every column of a beds row is then a non-negative integer
+        rows = sparse.csr_array((vv, (rr, cc)), shape=(nu, b.cols.n))
+        _, lb, ub, integer = b.cols.arrays()
         if "mir" in cuts:
-            _beds_mir_block(b, nu, rr, cc, vv, req - const)
+            _add_rows(b, "beds_mir", *_beds_mir_rows(b, rows, req - const, integer))
         if "hull" in cuts:
-            _beds_hull_block(b, nu, rr, cc, vv, req - const)
+            group = np.full(b.cols.n, -1, dtype=np.int64)
+            group[b.col_y] = np.arange(len(b.cand))[:, None]  # a candidate's module columns: one site
+            _add_rows(b, "beds_hull", *_cuts.count_hull_rows(rows, req - const, group, lb, ub, integer))
     return col_g, col_def
 
 
@@ -592,26 +597,18 @@ def _cut_families(cuts: bool | Collection[str]) -> frozenset[str]:
     return out
 
 
-def _beds_mir_block(b: _Build, nu: int, r: np.ndarray, c: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> None:
-    """MIR rows of the ZJ-BEDS rows (:mod:`siting._cuts`): divisors from module and expansion beds."""
-    rows = sparse.csr_array((v, (r, c)), shape=(nu, b.cols.n))
-    integer = b.cols.arrays()[3]  # y, o, m, g are integer; a row with any other column gets no cut
+def _beds_mir_rows(b: _Build, rows: sparse.csr_array, rhs: np.ndarray,
+                   integer: np.ndarray) -> tuple[sparse.csr_array, np.ndarray]:
+    """MIR rows of the ZJ-BEDS rows (:mod:`siting._cuts`): divisors from module and expansion beds;
+    a row with a continuous column gets none (y, o, m, g are integer)."""
     divisors = _cuts.mir_divisors(np.r_[b.sizes.astype(float), float(b.exp_beds) if (b.col_m >= 0).any() else 0.0])
-    m, cut_rhs = _cuts.mir_rows(rows, rhs, integer, divisors)
-    coo = m.tocoo()
-    b.rows.add("beds_mir", m.shape[0], coo.row, coo.col, coo.data, cut_rhs, np.inf)
+    return _cuts.mir_rows(rows, rhs, integer, divisors)
 
 
-def _beds_hull_block(b: _Build, nu: int, r: np.ndarray, c: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> None:
-    """Count hull rows of the ZJ-BEDS rows (:func:`siting._cuts.count_hull_rows`): how many new
-    sites a unit's beds take, in a form the LP cannot dodge by mixing counts."""
-    rows = sparse.csr_array((v, (r, c)), shape=(nu, b.cols.n))
-    _, lb, ub, integer = b.cols.arrays()
-    group = np.full(b.cols.n, -1, dtype=np.int64)
-    group[b.col_y] = np.arange(len(b.cand))[:, None]  # a candidate's module columns: one site
-    m, cut_rhs = _cuts.count_hull_rows(rows, rhs, group, lb, ub, integer)
+def _add_rows(b: _Build, name: str, m: sparse.csr_array, rhs: np.ndarray) -> None:
+    """Block ``name`` of rows ``m z >= rhs`` (rows implied by ZJ-BEDS: MIR, count hull)."""
     coo = m.tocoo()
-    b.rows.add("beds_hull", m.shape[0], coo.row, coo.col, coo.data, cut_rhs, np.inf)
+    b.rows.add(name, m.shape[0], coo.row, coo.col, coo.data, rhs, np.inf)
 
 
 def _transfer_rows(b: _Build, ps: np.ndarray, col_g: np.ndarray, ts: np.ndarray, tc: np.ndarray,

@@ -271,12 +271,12 @@ def _detour_text(ctx: chk.Ctx) -> str:
     return f"{head}; no detour measured (no cell is owed a radius, so no cell–site pair was searched)"
 
 
-def _curve_section(summary: dict) -> tuple[Section, Table] | None:
+def _curve_section(summary: dict, radius_ids: str) -> tuple[Section, Table] | None:
     rows = summary.get("coverage_curve")
     if not rows:
         return None
     cols = (Col("limit", "限额", "Limit (budget CNY or sites)", f_int),
-            Col("covered_elderly", f"覆盖老年人 [{_radius_ids(summary)}]", "Covered elderly", f_int),
+            Col("covered_elderly", f"覆盖老年人 [{radius_ids}]", "Covered elderly", f_int),
             Col("covered_share", "覆盖率", "Covered share", lambda v: f_pct(None if v is None else 100 * v)),
             Col("new_sites", "新建机构", "New sites", f_int), Col("new_beds", "新增床位", "New beds", f_int),
             Col("cost", "费用(假设)", "Cost (assumed)", f_int), Col("status", "求解状态", "Solver status"))
@@ -284,11 +284,6 @@ def _curve_section(summary: dict) -> tuple[Section, Table] | None:
                   caption="each point solved exactly: most elderly covered within their band radius under the "
                           "limit, then least cost at that coverage; the beds rule as in the scenario's objective")
     return Section("覆盖曲线", "Coverage curve", tables=(table,)), table
-
-
-def _radius_ids(summary: dict) -> str:
-    """Rule ids of the bands that owe a radius ("ZJ-R500/ZJ-R1000"), from the summary's bands."""
-    return "/".join(dict.fromkeys(b["rule_id"] for b in summary["bands"].values() if b["radius_m"] is not None))
 
 
 def _jsonable(value: Any) -> Any:
@@ -349,7 +344,7 @@ def _tag(rule_id: str) -> str:
 
 
 def _units_table(ctx: chk.Ctx, summary: dict) -> Table:
-    beds_rule = chk.rule_ids(ctx, "beds_per_unit")
+    beds_rule = ctx.rules.kind_ids("beds_per_unit")
     per_10k = ctx.rules.param("beds_per_unit", "beds_per_10k")
     rows = [{"unit_id": u["id"], "name": u["name"], "elderly": u["elderly"], "rule_id": beds_rule,
              "beds_required": u["beds_required"], "beds_existing": u["beds_existing"],
@@ -410,7 +405,7 @@ def _newly_covered(ctx: chk.Ctx) -> dict[int, dict[str, float]]:
 def _new_table(ctx: chk.Ctx, summary: dict) -> tuple[Table, Table]:
     """The table shown and the CSV: newly reached elderly rounded once per site, the per-rule parts
     rounded together so they add up to it (one numeric CSV column per radius rule)."""
-    beds_rule = chk.rule_ids(ctx, "beds_per_unit")
+    beds_rule = ctx.rules.kind_ids("beds_per_unit")
     radius_rules = [b.rule_id for b in ctx.rules.bands if chk.band_radius_m(b, ctx.scenario) is not None]
     radius_rules = list(dict.fromkeys(radius_rules))
     names = dict(zip(ctx.plan.units["unit_id"].astype(str), ctx.plan.units["name"].astype(str), strict=False))
@@ -428,7 +423,7 @@ def _new_table(ctx: chk.Ctx, summary: dict) -> tuple[Table, Table]:
                      "newly_covered_elderly": total,
                      "newly_covered_by_rule": "; ".join(f"{k}: {v:,}" for k, v in parts.items()),
                      **{f"newly_covered_{rid}": parts.get(rid, 0) for rid in radius_rules}})
-    special = [Col(key, f"{zh}{_tag(chk.rule_ids(ctx, kind))}", en, f_int) for key, kind, zh, en in SPECIAL_BEDS
+    special = [Col(key, f"{zh}{_tag(ctx.rules.kind_ids(kind))}", en, f_int) for key, kind, zh, en in SPECIAL_BEDS
                if any(key in f for f in summary["new_facilities"])]
     head = (Col("site_id", "编号", "Site"), Col("x", "X", "x (m)", f_int), Col("y", "Y", "y (m)", f_int),
             Col("unit_id", "规划单元", "Planning unit"), Col("unit_name", "名称", "Unit name"),
@@ -458,7 +453,7 @@ def _existing_table(ctx: chk.Ctx, summary: dict) -> tuple[Table, Table]:
             Col("unit_id", "规划单元", "Planning unit"), Col("action", "措施", "Action"),
             Col("beds_before", "现有床位", "Beds before", f_int),
             Col("beds_added", "扩建床位", "Beds added", f_int),
-            *([Col("nursing_beds_added", f"扩建护理型床位{_tag(chk.rule_ids(ctx, 'nursing_share'))}",
+            *([Col("nursing_beds_added", f"扩建护理型床位{_tag(ctx.rules.kind_ids('nursing_share'))}",
                    "Nursing-type beds added", f_int)] if any("nursing_beds_added" in r for r in rows) else []),
             Col("beds_after", "规划后床位", "Beds after", f_int),
             Col("beds_assumed", "床位数来源", "Bed count"), Col("cost", "费用(假设)", "Cost (assumed)", f_int))
@@ -716,7 +711,7 @@ def build_document(summary: dict, ctx: chk.Ctx, maps_dir: Path | None = None) ->
         Section("现有机构", "Existing institutions", tables=(ex_md,)),
         unc_section, _solver_section(ctx, summary), _distance_section(ctx, off_network),
     ]
-    curve = _curve_section(summary)
+    curve = _curve_section(summary, ctx.rules.radius_ids(ctx.scenario.speed_kmh()))
     if curve is not None:
         sections.append(curve[0])
     images = tuple(sorted(maps_dir.glob("*.png"))) if maps_dir is not None and maps_dir.is_dir() else ()

@@ -187,6 +187,15 @@ class RuleSet(_Frozen):
         """Rules of one kind (optionally only those enforced in the model)."""
         return [r for r in self.rules if r.kind == kind and (r.status == "enforced" or not enforced_only)]
 
+    def kind_ids(self, kind: str) -> str:
+        """Ids of the rules of ``kind`` for a label or header ("ZJ-BEDS"; "A/B"); "" when there are none."""
+        return "/".join(r.id for r in self.by_kind(kind))
+
+    def radius_ids(self, speed_kmh: float, *, owed: bool = True) -> str:
+        """Rule ids of the bands that owe a radius ("ZJ-R500/ZJ-R1000"), or with ``owed=False`` of those
+        that do not ("ZJ-LOW"); "" when there are none."""
+        return "/".join(dict.fromkeys(b.rule_id for b in self.bands if (b.radius_at(speed_kmh) is not None) == owed))
+
     def param(self, kind: str, key: str, default: ParamValue = None) -> ParamValue:
         """The value ``key`` of the first rule of ``kind``, else ``default``."""
         for r in self.by_kind(kind):

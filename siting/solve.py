@@ -52,6 +52,7 @@ class MilpProblem:
     row_names: tuple[str, ...] | None = None
     col_names: tuple[str, ...] | None = None
 
+
 MAX_SEED = 2**31 - 2  # HiGHS's random_seed is a C int and CBC gets seed + 1 (randomCbcSeed)
 
 
